@@ -1,0 +1,65 @@
+"""Pages outside the REST API: the links e-mailed to users, version and health.
+
+A link opens a page with a button; only the button's POST does the work, so a
+mail scanner that prefetches the link cannot use it up.
+"""
+
+from __future__ import annotations
+
+import html
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.blueprint import services
+from kahuna import API_VERSION, CODENAME, __version__
+from kahuna.services.users import InvalidLink
+
+blp = Blueprint("pages", __name__)
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Kowabunga</title></head>
+<body style="font-family:sans-serif;margin:3em"><h1>Kowabunga</h1>{body}</body></html>"""
+
+
+def _page(body: str, status: int = 200) -> Response:
+    return Response(_PAGE.format(body=body), status=status, mimetype="text/html")
+
+
+def _link_page(title: str, button: str, action) -> Response:
+    user_id = request.values.get("user", "")
+    token = request.values.get("token", "")
+    if request.method == "GET":
+        return _page(
+            f"<p>{html.escape(title)}</p><form method='post'>"
+            f"<input type='hidden' name='user' value='{html.escape(user_id, quote=True)}'>"
+            f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
+            f"<button type='submit'>{html.escape(button)}</button></form>")
+    try:
+        action(user_id, token)
+    except InvalidLink as exc:
+        return _page(f"<p>{html.escape(str(exc).capitalize())}.</p>", 403)
+    return _page("<p>Done. Your password has been sent to you by e-mail.</p>")
+
+
+@blp.route("/confirm", methods=["GET", "POST"])
+def confirm_registration() -> Response:
+    return _link_page("Confirm your Kowabunga account.", "Confirm my account",
+                      services().users.confirm_registration)
+
+
+@blp.route("/confirmForgotPassword", methods=["GET", "POST"])
+def confirm_password_reset() -> Response:
+    return _link_page("Confirm the renewal of your Kowabunga password.", "Send me a new password",
+                      services().users.confirm_password_reset)
+
+
+@blp.route("/version")
+def version() -> Response:
+    return Response(f"{__version__} ({CODENAME}, API {API_VERSION})\n", mimetype="text/plain")
+
+
+@blp.route("/healthz")
+def health() -> Response:
+    reachable = services().db.is_reachable()
+    response = jsonify({"status": "ok" if reachable else "degraded", "database": reachable})
+    response.status_code = 200 if reachable else 503
+    return response

@@ -1,0 +1,1 @@
+"""marshmallow schemas of the Kowabunga API contract, one module per resource."""

@@ -1,0 +1,54 @@
+"""Schemas of the project tag: Project, ProjectResources, Cost, Metadata, RegionSubnet."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from api.schemas.common import ApiSchema, ObjectIdString, read_only
+
+INT32 = validate.Range(min=0, max=2**31 - 1)
+INT64 = validate.Range(min=0, max=2**63 - 1)
+
+
+class MetadataSchema(ApiSchema):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    value = fields.String(required=True, validate=validate.Length(max=4096))
+
+
+class RegionSubnetSchema(ApiSchema):
+    key = fields.String()
+    value = fields.String()
+
+
+class ProjectResourcesSchema(ApiSchema):
+    vcpus = fields.Integer(validate=INT32, metadata={"format": "int32"})
+    memory = fields.Integer(validate=INT64, metadata={"format": "int64"})
+    storage = fields.Integer(validate=INT64, metadata={"format": "int64"})
+    instances = fields.Integer(validate=INT32, metadata={"format": "int32"})
+
+
+class CostSchema(ApiSchema):
+    price = fields.Float(required=True, metadata={"format": "float"})
+    currency = fields.String(required=True)
+
+
+class ProjectSchema(ApiSchema):
+    id = ObjectIdString()
+    name = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    description = fields.String(load_default="", validate=validate.Length(max=1024))
+    domain = fields.String(load_default="", validate=validate.Length(max=253))
+    root_password = fields.String(load_default="", validate=validate.Length(max=72))
+    bootstrap_user = fields.String(load_default="", validate=validate.Length(max=32))
+    bootstrap_pubkey = fields.String(load_default="", validate=validate.Length(max=16384))
+    tags = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list)
+    metadatas = fields.List(fields.Nested(MetadataSchema), load_default=list)
+    quotas = fields.Nested(ProjectResourcesSchema, load_default=dict)
+    private_subnets = read_only(fields.List(fields.Nested(RegionSubnetSchema)))
+    reserved_vrrp_ids = read_only(fields.List(fields.Integer()))
+    teams = fields.List(fields.String(), required=True, attribute="team_ids")
+    regions = fields.List(fields.String(), required=True, attribute="region_ids")
+
+
+class SubnetSizeQuerySchema(ApiSchema):
+    subnetSize = fields.Integer(load_default=None, validate=validate.Range(min=16, max=30),
+                                metadata={"description": "Project's private subnet size (CIDR prefix length)."})

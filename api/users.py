@@ -1,0 +1,105 @@
+"""The user tag: accounts, login/logout, passwords and API keys."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from api.blueprint import Blueprint, empty, identity, services
+from api.schemas.tokens import ApiTokenSchema, ExpiryQuerySchema
+from api.schemas.users import PasswordSchema, UserCredentialsSchema, UserEmailSchema, UserSchema
+
+blp = Blueprint("user", __name__, description="Kowabunga users, their sessions, passwords and API keys.")
+
+
+@blp.route("/login")
+class Login(MethodView):
+    @blp.operation("Login")
+    @blp.arguments(UserCredentialsSchema)
+    @blp.response(201, UserCredentialsSchema)
+    def post(self, credentials):
+        token = services().sessions.login(credentials["email"], credentials["password"])
+        return {"email": credentials["email"], "password": "", "jwt": token}
+
+
+@blp.route("/logout")
+class Logout(MethodView):
+    @blp.operation("Logout")
+    @blp.response(204)
+    def post(self):
+        services().sessions.logout(identity())
+        return empty(204)
+
+
+@blp.route("/resetPassword")
+class ResetPassword(MethodView):
+    @blp.operation("ResetPassword")
+    @blp.arguments(UserEmailSchema)
+    @blp.response(200)
+    def put(self, body):
+        services().users.request_password_reset(body["email"])
+        return empty()
+
+
+@blp.route("/user")
+class Users(MethodView):
+    @blp.operation("ListUsers")
+    @blp.ids_response()
+    def get(self):
+        return services().users.list_ids()
+
+    @blp.operation("CreateUser")
+    @blp.arguments(UserSchema)
+    @blp.response(201, UserSchema)
+    def post(self, user):
+        return services().users.create(user["name"], user["email"], user["role"], user["description"],
+                                       user["notifications"])
+
+
+@blp.route("/user/<userId>")
+class UserById(MethodView):
+    @blp.operation("ReadUser")
+    @blp.response(200, UserSchema)
+    def get(self, userId):
+        return services().users.get(userId)
+
+    @blp.operation("UpdateUser")
+    @blp.arguments(UserSchema)
+    @blp.response(200, UserSchema)
+    def put(self, user, userId):
+        return services().users.update(identity(), userId, user["name"], user["email"], user["role"],
+                                       user["description"], user["notifications"])
+
+    @blp.operation("DeleteUser")
+    @blp.response(200)
+    def delete(self, userId):
+        services().users.delete(userId)
+        return empty()
+
+
+@blp.route("/user/<userId>/password")
+class UserPassword(MethodView):
+    @blp.operation("SetUserPassword")
+    @blp.arguments(PasswordSchema)
+    @blp.response(200)
+    def put(self, password, userId):
+        services().users.set_password(userId, password["value"])
+        return empty()
+
+
+@blp.route("/user/<userId>/resetPassword")
+class UserResetPassword(MethodView):
+    @blp.operation("ResetUserPassword")
+    @blp.response(200)
+    def patch(self, userId):
+        services().users.request_password_reset_for(userId)
+        return empty()
+
+
+@blp.route("/user/<userId>/token")
+class UserApiToken(MethodView):
+    @blp.operation("SetUserApiToken")
+    @blp.arguments(ExpiryQuerySchema, location="query")
+    @blp.response(200, ApiTokenSchema)
+    def patch(self, expiry, userId):
+        user = services().users.get(userId)
+        return services().tokens.rotate_user_key(user, expiry["expire"], expiry["expiration_date"])

@@ -1,0 +1,127 @@
+"""The ``kahuna`` command."""
+
+from gevent import monkey
+
+# First of all: pymongo, pykka, smtplib and the WSGI server must see gevent's sockets and threads.
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+import gevent  # noqa: E402
+
+from kahuna import API_VERSION, CODENAME, __version__  # noqa: E402
+from kahuna.config import ConfigError, load  # noqa: E402
+from kahuna.daemon import Kahuna, configure_logging, log  # noqa: E402
+from kahuna.storage import Database  # noqa: E402
+from kahuna.storage.embedded import EmbeddedDbError, EmbeddedFerretDB  # noqa: E402
+from kahuna.storage.schema import SchemaError  # noqa: E402
+
+DEFAULT_CONFIG = "/etc/kowabunga/kahuna.yml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kahuna", description="Kahuna, the Kowabunga orchestrator.")
+    parser.add_argument("-v", "--version", action="version", version=f"{__version__} ({CODENAME}, API {API_VERSION})")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("-c", "--config", help=f"YAML configuration file (default {DEFAULT_CONFIG}, "
+                                                 "or built-in defaults with --embedded)")
+        sub.add_argument("-d", "--debug", action="store_true", help="log at DEBUG level")
+        sub.add_argument("--embedded", metavar="DATA_DIR",
+                         help="use a private FerretDB (SQLite) keeping its data under DATA_DIR")
+        return sub
+
+    serve = command("serve", "serve the API, the agent socket and the metadata endpoint")
+    serve.add_argument("--port", type=int, help="listen on this port instead of global.http.port")
+    command("migrate", "bring the database schema up to date, then exit")
+    command("check-config", "validate the configuration, then exit")
+    bootstrap = command("bootstrap-admin", "create the first superAdmin if there is no user yet")
+    bootstrap.add_argument("--email", help="its e-mail address (default global.adminEmail)")
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    path = args.config
+    if path is None and not args.embedded:
+        path = DEFAULT_CONFIG
+    config = load(path)
+    if args.embedded:
+        g = config.global_
+        embedded = dataclasses.replace(g.db.embedded, enabled=True, dataDir=args.embedded)
+        config = config.with_overrides({"global.db.embedded": dataclasses.asdict(embedded)})
+    if args.debug:
+        config = config.with_overrides({"global.logLevel": "DEBUG"})
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"kahuna: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.global_.logLevel)
+    if args.command == "check-config":
+        print("configuration is valid")
+        return 0
+    try:
+        if args.command == "migrate":
+            return _migrate(config)
+        kahuna = Kahuna.start(config)
+    except (SchemaError, EmbeddedDbError) as exc:
+        print(f"kahuna: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the database is unreachable, most often
+        print(f"kahuna: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "bootstrap-admin":
+            return _print_bootstrap_admin(kahuna, args.email)
+        _print_bootstrap_admin(kahuna, None, quiet=True)
+        kahuna.listen(port=args.port)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, kahuna.server.stop, 10)
+        kahuna.serve_forever()
+        log.info("stopped")
+        return 0
+    finally:
+        kahuna.stop()
+
+
+def _print_bootstrap_admin(kahuna: Kahuna, email: str | None, quiet: bool = False) -> int:
+    created = kahuna.bootstrap_admin(email)
+    if created is None:
+        if not quiet:
+            print("kahuna: users exist already; no bootstrap administrator created", file=sys.stderr)
+        return 0 if quiet else 1
+    address, password = created
+    print(f"Bootstrap superAdmin created. Log in with e-mail {address} and password {password}\n"
+          f"(shown once; change it with PUT /api/v1/user/<id>/password or reset it by e-mail).", flush=True)
+    return 0
+
+
+def _migrate(config) -> int:
+    g = config.global_
+    embedded = EmbeddedFerretDB(g.db.embedded.dataDir, g.db.embedded.ferretdb).start() if g.db.embedded.enabled \
+        else None
+    db = Database(embedded.uri if embedded else g.db.uri, g.db.name, g.db.timeoutSeconds)
+    try:
+        for collection, count in db.migrate().items():
+            if count:
+                print(f"{collection}: {count} document(s) upgraded")
+        print("database schema is up to date")
+        return 0
+    finally:
+        db.close()
+        if embedded:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""Kahuna configuration: a YAML file whose keys follow the original Go Kahuna.
+
+Every key has a default that works for a local instance, unknown keys are
+refused (a typo must not silently fall back to a default), and secrets can come
+from the environment so that they need not sit in the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
+
+#: Environment variables that override a key of the file, for secrets and for
+#: what differs between the two nodes of an HA pair.
+ENVIRONMENT_OVERRIDES = {
+    "KAHUNA_API_KEY": "global.apiKey",
+    "KAHUNA_JWT_SIGNATURE": "global.jwt.signature",
+    "KAHUNA_DB_URI": "global.db.uri",
+    "KAHUNA_SMTP_PASSWORD": "global.smtp.password",
+    "KAHUNA_HTTP_PORT": "global.http.port",
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the fix."""
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    address: str = "127.0.0.1"
+    port: int = 8080
+    # How many reverse proxies (Caddy) stand in front of Kahuna: their
+    # X-Forwarded-* headers are trusted, nobody else's.
+    trustedProxies: int = 0
+    # Largest request body accepted, in bytes.
+    maxBodyBytes: int = 1 << 20
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    # HMAC secret; empty means a random secret generated once and kept in the
+    # database, so that both nodes of an HA pair share it.
+    signature: str = ""
+    lifetimeHours: float = 1.0
+
+
+@dataclass(frozen=True)
+class EmbeddedDbConfig:
+    # Run a private FerretDB (SQLite backend) under dataDir instead of using uri.
+    enabled: bool = False
+    dataDir: str = "./data"
+    ferretdb: str = ""
+
+
+@dataclass(frozen=True)
+class DbConfig:
+    uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    name: str = "kowabunga"
+    timeoutSeconds: float = 5.0
+    embedded: EmbeddedDbConfig = field(default_factory=EmbeddedDbConfig)
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 25
+    # One of "starttls" (when offered), "ssl" (implicit TLS) or "none".
+    security: str = "starttls"
+    # For a test or private relay that uses a self-signed certificate.
+    verifyTls: bool = True
+    username: str = ""
+    password: str = ""
+    # "Display Name <address>" or a bare address.
+    # Kept as "from" in YAML, which is a Python keyword: see _FIELD_ALIASES.
+    sender: str = "Kowabunga <kowabunga@localhost>"
+    timeoutSeconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    # Service account created by cloud-init in instances whose project sets none.
+    user: str = "kowabunga"
+    pubkey: str = ""
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    registrationLinkHours: float = 72.0
+    passwordResetLinkMinutes: float = 60.0
+    bcryptCost: int = 12
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    logLevel: str = "INFO"
+    publicUrl: str = "http://127.0.0.1:8080"
+    adminEmail: str = "admin@example.com"
+    apiKey: str = ""
+    http: HttpConfig = field(default_factory=HttpConfig)
+    jwt: JwtConfig = field(default_factory=JwtConfig)
+    db: DbConfig = field(default_factory=DbConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+
+
+@dataclass(frozen=True)
+class Config:
+    # "global" is a Python keyword, hence the attribute name; see _FIELD_ALIASES.
+    global_: GlobalConfig = field(default_factory=GlobalConfig)
+
+    def with_overrides(self, overrides: dict[str, typing.Any]) -> Config:
+        """A copy with dotted keys ("global.http.port") replaced."""
+        raw = _to_raw(self)
+        for dotted, value in overrides.items():
+            _set_dotted(raw, dotted, value)
+        return _build(Config, raw, "")
+
+
+_FIELD_ALIASES = {"global_": "global", "sender": "from"}
+
+
+def _yaml_name(attribute: str) -> str:
+    return _FIELD_ALIASES.get(attribute, attribute)
+
+
+def load(path: str | os.PathLike | None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Read the YAML file at *path* (or only defaults when None) and the environment."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"configuration file {path} must hold a mapping at its top level")
+    environ = os.environ if environ is None else environ
+    for variable, dotted in ENVIRONMENT_OVERRIDES.items():
+        if environ.get(variable):
+            _set_dotted(raw, dotted, environ[variable])
+    config = _build(Config, raw, "")
+    _validate(config)
+    return config
+
+
+def _set_dotted(raw: dict, dotted: str, value: typing.Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = raw
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
+def _build(cls: type, raw: typing.Any, where: str) -> typing.Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration key {where or '<top>'} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    fields_by_yaml = {_yaml_name(f.name): f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields_by_yaml))
+    if unknown:
+        known = ", ".join(sorted(fields_by_yaml))
+        raise ConfigError(f"unknown configuration key {where + '.' if where else ''}{unknown[0]} (known here: {known})")
+    values = {}
+    for yaml_name, f in fields_by_yaml.items():
+        if yaml_name not in raw:
+            continue
+        key = f"{where}.{yaml_name}" if where else yaml_name
+        values[f.name] = _coerce(hints[f.name], raw[yaml_name], key)
+    return cls(**values)
+
+
+def _coerce(kind: type, value: typing.Any, key: str) -> typing.Any:
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, key)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"configuration key {key} must be a {kind.__name__}, not {value!r}")
+
+
+def _validate(config: Config) -> None:
+    g = config.global_
+    if g.logLevel.upper() not in LOG_LEVELS:
+        raise ConfigError(f"global.logLevel must be one of {', '.join(LOG_LEVELS)}, not {g.logLevel!r}")
+    if not 0 < g.http.port < 65536:
+        raise ConfigError(f"global.http.port must be between 1 and 65535, not {g.http.port}")
+    if g.http.trustedProxies < 0:
+        raise ConfigError("global.http.trustedProxies must be 0 or more")
+    if g.jwt.lifetimeHours <= 0:
+        raise ConfigError("global.jwt.lifetimeHours must be more than 0 (tokens would be born expired)")
+    if g.jwt.signature and len(g.jwt.signature.encode()) < 32:
+        raise ConfigError("global.jwt.signature must be at least 32 bytes long, or empty to let Kahuna generate one")
+    if g.apiKey and len(g.apiKey) < 32:
+        raise ConfigError("global.apiKey must be at least 32 characters long, or empty to disable the master key")
+    if not g.publicUrl.startswith(("http://", "https://")):
+        raise ConfigError(f"global.publicUrl must start with http:// or https://, not {g.publicUrl!r}")
+    if g.smtp.security not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"global.smtp.security must be starttls, ssl or none, not {g.smtp.security!r}")
+    if not 4 <= g.accounts.bcryptCost <= 16:
+        raise ConfigError("global.accounts.bcryptCost must be between 4 and 16")
+    if not g.db.embedded.enabled and not g.db.uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ConfigError(f"global.db.uri must be a mongodb:// URI, not {g.db.uri!r}")
+    if not g.db.name:
+        raise ConfigError("global.db.name must not be empty")
+
+
+def _to_raw(value: typing.Any) -> typing.Any:
+    if dataclasses.is_dataclass(value):
+        return {_yaml_name(f.name): _to_raw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value

@@ -1,0 +1,102 @@
+"""Kahuna's composition root: builds the database, services, actors and HTTP app from a config.
+
+Everything that owns a process-wide resource is started here and stopped in
+reverse order by :meth:`Kahuna.stop`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import pykka
+
+from kahuna.config import Config
+from kahuna.mail import Mailer, SmtpMailer
+from kahuna.server import NoDelayWSGIServer
+from kahuna.services import Services, build_services
+from kahuna.storage import Database
+from kahuna.storage.embedded import EmbeddedFerretDB
+
+log = logging.getLogger("kahuna")
+
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=NOTICE if level.upper() == "NOTICE" else getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+
+
+@dataclass
+class Kahuna:
+    """A running Kahuna: ``Kahuna.start(config)``, then ``serve_forever()`` or ``stop()``."""
+
+    config: Config
+    db: Database
+    services: Services
+    application: object
+    embedded: EmbeddedFerretDB | None = None
+    server: NoDelayWSGIServer | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    @classmethod
+    def start(cls, config: Config, mailer: Mailer | None = None) -> Kahuna:
+        # Imported here: these pull in pykka and Flask, which must come after gevent's patching.
+        from actors import Serializer
+        from api import create_app
+
+        embedded = None
+        g = config.global_
+        uri = g.db.uri
+        if g.db.embedded.enabled:
+            embedded = EmbeddedFerretDB(g.db.embedded.dataDir, g.db.embedded.ferretdb).start()
+            uri = embedded.uri
+        db = Database(uri, g.db.name, g.db.timeoutSeconds)
+        try:
+            db.ping()
+            db.initialize()
+        except Exception:
+            db.close()
+            if embedded:
+                embedded.stop()
+            raise
+        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer())
+        return cls(config=config, db=db, services=services, application=create_app(services), embedded=embedded)
+
+    def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:
+        """Create the first superAdmin when there is no user; return (e-mail, password) to show once."""
+        created = self.services.users.ensure_bootstrap_admin(email or self.config.global_.adminEmail)
+        if created is None:
+            return None
+        user, password = created
+        return user["email"], password
+
+    def listen(self, address: str | None = None, port: int | None = None) -> NoDelayWSGIServer:
+        http = self.config.global_.http
+        self.server = NoDelayWSGIServer((address or http.address, http.port if port is None else port),
+                                        self.application, log=None, error_log=log)
+        self.server.start()
+        log.info("serving Kowabunga API at http://%s:%d/api/v1", *self.server.address[:2])
+        return self.server
+
+    def serve_forever(self) -> None:
+        assert self.server is not None, "call listen() first"
+        self.server.serve_forever()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.server is not None:
+            self.server.stop(timeout=5)
+        pykka.ActorRegistry.stop_all(block=True, timeout=5)
+        self.db.close()
+        if self.embedded:
+            self.embedded.stop()

@@ -1,0 +1,72 @@
+"""Domain errors. Each maps to one HTTP status of the contract's error model.
+
+Services raise these; the HTTP layer turns them into the documented
+``{"status", "error", "reason"}`` body. ``reason`` is always a sentence meant for
+the API user and never holds a secret.
+"""
+
+from __future__ import annotations
+
+
+class KahunaError(Exception):
+    """Base of every error Kahuna reports to a client."""
+
+    status = 422
+    title = "Server can't process request."
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(KahunaError):
+    status = 400
+    title = "Bad request (wrong input parameters)."
+
+
+class Unauthorized(KahunaError):
+    status = 401
+    title = "Unauthorized resource access (wrong auth/credentials)."
+
+
+class Forbidden(KahunaError):
+    status = 403
+    title = "Forbidden resource access (restricted access control)."
+
+
+class NotFound(KahunaError):
+    status = 404
+    title = "Specified resource does not exist."
+
+
+class Conflict(KahunaError):
+    status = 409
+    title = "A similar resource already exists or resource is still being referenced somewhere."
+
+
+class Unprocessable(KahunaError):
+    status = 422
+    title = "Server can't process request."
+
+
+class TooManyRequests(KahunaError):
+    status = 429
+    title = "Too many requests."
+
+    def __init__(self, reason: str, retry_after: int):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class QuotaExceeded(KahunaError):
+    status = 507
+    title = "Server can't allocate resources (logical quotas or physical limits hit)."
+
+
+class Unavailable(KahunaError):
+    status = 503
+    title = "Service unavailable."
+
+
+class AgentUnavailable(Unprocessable):
+    """An agent that an operation needs is not connected, or did not answer."""

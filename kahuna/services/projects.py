@@ -1,0 +1,136 @@
+"""Projects: the tenants. A project is reached through its teams; it owns the objects that point to it."""
+
+from __future__ import annotations
+
+import re
+import typing
+
+from kahuna.access import Identity
+from kahuna.errors import Conflict, Forbidden, Unprocessable
+from kahuna.services.teams import TeamService
+from kahuna.storage import Database, Document
+
+DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+\.?$", re.IGNORECASE)
+QUOTA_FIELDS = ("vcpus", "memory", "storage", "instances")
+NO_QUOTAS = dict.fromkeys(QUOTA_FIELDS, 0)
+
+#: Collections of the objects a project owns (their documents carry ``project_id``).
+OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record")
+
+
+class ProjectService:
+    def __init__(self, db: Database, teams: TeamService, default_bootstrap_user: str, default_bootstrap_pubkey: str):
+        self.db = db
+        self.teams = teams
+        self.default_bootstrap_user = default_bootstrap_user
+        self.default_bootstrap_pubkey = default_bootstrap_pubkey
+
+    # -- reads ---------------------------------------------------------------------
+
+    def list_ids(self, identity: Identity) -> list[str]:
+        """Every project for a superAdmin; the projects of the caller's teams for anyone else."""
+        if identity.is_super_admin:
+            return self.db.projects.ids()
+        return self.db.projects.ids({"team_ids": {"$in": self.teams.team_ids_of(identity.user_id or "")}})
+
+    def get(self, project_id: str) -> Document:
+        return self.db.projects.get(project_id)
+
+    def is_member(self, identity: Identity, project: Document) -> bool:
+        if identity.user_id is None:
+            return False
+        return bool(set(project.get("team_ids", [])) & set(self.teams.team_ids_of(identity.user_id)))
+
+    def usage(self, project_id: str) -> dict[str, int]:
+        self.db.projects.get(project_id)
+        usage = dict(NO_QUOTAS)
+        instances = self.db.db["instance"].find({"project_id": project_id}, {"vcpus": 1, "memory": 1})
+        for instance in instances:
+            usage["instances"] += 1
+            usage["vcpus"] += int(instance.get("vcpus", 0))
+            usage["memory"] += int(instance.get("memory", 0))
+        for volume in self.db.db["volume"].find({"project_id": project_id}, {"size": 1}):
+            usage["storage"] += int(volume.get("size", 0))
+        return usage
+
+    def cost(self, project_id: str) -> dict[str, typing.Any]:
+        self.db.projects.get(project_id)
+        price, currency = 0.0, "EUR"
+        for collection in ("instance", "volume"):
+            for owned in self.db.db[collection].find({"project_id": project_id}, {"cost": 1}):
+                cost = owned.get("cost") or {}
+                price += float(cost.get("price", 0.0))
+                currency = cost.get("currency") or currency
+        return {"price": round(price, 2), "currency": currency}
+
+    # -- writes --------------------------------------------------------------------
+
+    def create(self, identity: Identity, fields: dict[str, typing.Any], subnet_size: int | None) -> Document:
+        domain = fields.get("domain") or ""
+        if domain and not DOMAIN.match(domain):
+            raise Unprocessable(f"invalid domain name {domain!r}: expected a name such as project.acme.com")
+        team_ids = self.db.teams.existing_ids(fields["team_ids"])
+        region_ids = self._regions(fields["region_ids"], subnet_size)
+        self._require_own_team(identity, team_ids)
+        return self.db.projects.insert({
+            "name": fields["name"],
+            "description": fields.get("description", ""),
+            "domain": domain,
+            "root_password": fields.get("root_password", ""),
+            "bootstrap_user": fields.get("bootstrap_user") or self.default_bootstrap_user,
+            "bootstrap_pubkey": fields.get("bootstrap_pubkey") or self.default_bootstrap_pubkey,
+            "tags": fields.get("tags", []),
+            "metadatas": fields.get("metadatas", []),
+            "quotas": {**NO_QUOTAS, **(fields.get("quotas") or {})},
+            "team_ids": team_ids,
+            "region_ids": region_ids,
+            "private_subnets": [],
+            "reserved_vrrp_ids": [],
+        })
+
+    def update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
+        project = self.db.projects.get(project_id)
+        quotas = {**NO_QUOTAS, **(fields.get("quotas") or {})}
+        if quotas != {**NO_QUOTAS, **project.get("quotas", {})} and not identity.is_super_admin:
+            raise Forbidden("only a superAdmin can change a project's quotas")
+        if fields.get("domain") and fields["domain"] != project.get("domain"):
+            raise Unprocessable("a project's domain cannot be changed")
+        team_ids = self.db.teams.existing_ids(fields["team_ids"])
+        self._require_own_team(identity, team_ids)
+        added_regions = [r for r in fields["region_ids"] if r not in project.get("region_ids", [])]
+        region_ids = project.get("region_ids", []) + self._regions(added_regions, None)
+        removed = [r for r in region_ids if r not in fields["region_ids"]]
+        if removed:
+            raise Unprocessable("regions cannot be removed from a project")
+        changes = {
+            "name": fields["name"],
+            "description": fields.get("description", ""),
+            "tags": fields.get("tags", []),
+            "metadatas": fields.get("metadatas", []),
+            "quotas": quotas,
+            "team_ids": team_ids,
+            "region_ids": region_ids,
+        }
+        for optional in ("root_password", "bootstrap_user", "bootstrap_pubkey"):
+            if fields.get(optional):
+                changes[optional] = fields[optional]
+        return self.db.projects.update(project_id, changes)
+
+    def delete(self, project_id: str) -> None:
+        self.db.projects.get(project_id)
+        owned = [c for c in OWNED_COLLECTIONS if self.db.db[c].find_one({"project_id": project_id}, {"_id": 1})]
+        if owned:
+            raise Conflict(f"project still owns {', '.join(owned)} object(s): delete them first")
+        self.db.projects.delete(project_id)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _require_own_team(self, identity: Identity, team_ids: list[str]) -> None:
+        if identity.is_super_admin:
+            return
+        if not set(team_ids) & set(self.teams.team_ids_of(identity.user_id or "")):
+            raise Unprocessable("the project must keep at least one of your own teams, or you could not reach it")
+
+    def _regions(self, region_ids: list[str], subnet_size: int | None) -> list[str]:
+        # Private subnets are reserved per region once regions and subnets exist (Infrastructure API).
+        return self.db.regions.existing_ids(region_ids)

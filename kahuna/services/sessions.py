@@ -1,0 +1,87 @@
+"""Login sessions: JWT bearer tokens that logout, a password change or a deletion really revoke.
+
+Each login stores a session document; the JWT carries its id (``jti``). A token
+is accepted only while its session exists, so revocation takes effect on the
+next request. Expired sessions are swept at login, since FerretDB has no TTL
+indexes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+
+import jwt
+
+from kahuna.access import Identity, Method, Role
+from kahuna.credentials import PasswordHasher
+from kahuna.errors import NotFound, Unauthorized
+from kahuna.storage import Database, Document, utcnow
+
+ISSUER = "Kowabunga"
+ALGORITHM = "HS256"
+
+
+class SessionService:
+    def __init__(self, db: Database, hasher: PasswordHasher, signing_key: str, lifetime: datetime.timedelta):
+        self.db = db
+        self.hasher = hasher
+        self.signing_key = signing_key
+        self.lifetime = lifetime
+
+    def login(self, email: str, password: str) -> str:
+        """A new JWT for valid credentials; the same 401 whatever was wrong, so nothing is disclosed."""
+        user = self.db.users.find_one({"email": email.strip().lower()})
+        valid = self.hasher.verify(password, user.get("password_hash") if user else None)
+        if not (user and valid and user.get("enabled")):
+            raise Unauthorized("invalid e-mail or password")
+        now = utcnow()
+        self.db.sessions.delete_many({"expires_at": {"$lt": now}})
+        session = self.db.sessions.insert({"_id": secrets.token_hex(16), "user_id": str(user["_id"]),
+                                           "expires_at": now + self.lifetime})
+        return self._sign(user, session["_id"], now)
+
+    def _sign(self, user: Document, session_id: str, now: datetime.datetime) -> str:
+        claims = {
+            "iss": ISSUER,
+            "sub": str(user["_id"]),
+            # uid, email and role are read by the Koala web UI.
+            "uid": str(user["_id"]),
+            "email": user["email"],
+            "role": user["role"],
+            "jti": session_id,
+            "iat": int(now.timestamp()),
+            "exp": int((now + self.lifetime).timestamp()),
+        }
+        return jwt.encode(claims, self.signing_key, algorithm=ALGORITHM)
+
+    def identify(self, token: str) -> Identity:
+        try:
+            claims = jwt.decode(token, self.signing_key, algorithms=[ALGORITHM], issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "jti", "iss"]})
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("bearer token has expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid bearer token") from None
+        session = self.db.sessions.find_one({"_id": claims["jti"]})
+        if session is None or session["user_id"] != claims["sub"] or session["expires_at"] < utcnow():
+            raise Unauthorized("session has ended, log in again")
+        # The role comes from the user as stored now, never from the token's claims.
+        user = self._user(claims["sub"])
+        return Identity(Method.BEARER, Role(user["role"]), str(user["_id"]), session_id=claims["jti"])
+
+    def _user(self, user_id: str) -> Document:
+        try:
+            user = self.db.users.get(user_id)
+        except NotFound:
+            raise Unauthorized("session has ended, log in again") from None
+        if not user.get("enabled"):
+            raise Unauthorized("account is disabled")
+        return user
+
+    def logout(self, identity: Identity) -> None:
+        if identity.session_id:
+            self.db.sessions.delete_many({"_id": identity.session_id})
+
+    def revoke_all(self, user_id: str) -> None:
+        self.db.sessions.delete_many({"user_id": user_id})

@@ -1,0 +1,135 @@
+"""API tokens of users and agents: server-generated keys, stored as digests, with expiry.
+
+A key is 64 random characters; only its SHA-256 digest is stored, under a
+unique index, so finding the token of a presented key is one indexed lookup
+(the Go Kahuna bcrypt-checked every stored token). Each user or agent has at
+most one token; rotating it replaces the digest, so the old key stops working
+at once. The key itself is shown once: in the e-mail that announces it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing
+
+from kahuna import credentials
+from kahuna.errors import Unauthorized, Unprocessable
+from kahuna.mail import Letter, Mailer
+from kahuna.storage import Database, Document
+
+USER = "user"
+AGENT = "agent"
+
+
+class Serializer(typing.Protocol):
+    def run(self, key: str, function: typing.Callable[..., typing.Any], *args: typing.Any) -> typing.Any: ...
+
+
+def has_expired(token: Document, today: datetime.date | None = None) -> bool:
+    """A token that expires is valid through the whole of its expiration date (UTC)."""
+    if not token.get("expire"):
+        return False
+    date = token.get("expiration_date")
+    if not date:
+        return True
+    today = today or datetime.datetime.now(datetime.UTC).date()
+    return datetime.date.fromisoformat(date) < today
+
+
+def _expiry(expire: bool, expiration_date: datetime.date | None) -> dict[str, typing.Any]:
+    if not expire:
+        return {"expire": False, "expiration_date": None}
+    if expiration_date is None:
+        raise Unprocessable("expiration_date is required when expire is true")
+    if expiration_date < datetime.datetime.now(datetime.UTC).date():
+        raise Unprocessable(f"expiration_date {expiration_date.isoformat()} is in the past")
+    return {"expire": True, "expiration_date": expiration_date.isoformat()}
+
+
+class TokenService:
+    def __init__(self, db: Database, mailer: Mailer, serializer: Serializer, admin_email: str):
+        self.db = db
+        self.mailer = mailer
+        self.serializer = serializer
+        self.admin_email = admin_email
+        # Called with the agent id when an agent's key stops working (rotated or deleted),
+        # so that its live connection is closed; set by the agent plane.
+        self.on_agent_key_revoked: typing.Callable[[str], None] = lambda agent_id: None
+
+    # -- administration (/token routes) ---------------------------------------
+
+    def list_ids(self) -> list[str]:
+        return self.db.tokens.ids()
+
+    def get(self, token_id: str) -> Document:
+        return self.db.tokens.get(token_id)
+
+    def update(self, token_id: str, name: str, description: str, expire: bool,
+               expiration_date: datetime.date | None) -> Document:
+        fields = {"name": name, "description": description, **_expiry(expire, expiration_date)}
+        return self.db.tokens.update(token_id, fields)
+
+    def delete(self, token_id: str) -> None:
+        token = self.db.tokens.get(token_id)
+        self.db.tokens.delete(token_id)
+        if token["parent_type"] == AGENT:
+            self.on_agent_key_revoked(token["parent_id"])
+
+    def delete_for(self, parent_type: str, parent_id: str) -> None:
+        self.db.tokens.delete_many({"parent_type": parent_type, "parent_id": parent_id})
+
+    def token_of(self, parent_type: str, parent_id: str) -> Document | None:
+        return self.db.tokens.find_one({"parent_type": parent_type, "parent_id": parent_id})
+
+    # -- issuing keys ------------------------------------------------------------
+
+    def rotate_user_key(self, user: Document, expire: bool, expiration_date: datetime.date | None) -> Document:
+        letter = lambda key: Letter(  # noqa: E731 - the key exists only inside rotate()
+            to=user["email"],
+            subject="A new Kowabunga API key has been set !",
+            intro="Here's your new API key. Keep it safe: it is shown only in this e-mail.",
+            facts=(("User", user["name"]), ("API key", key)),
+            outro="This email is a one-timer. The previous key, if any, no longer works.",
+        )
+        return self._rotate(USER, str(user["_id"]), f"{user['name']}-api-key", expire, expiration_date, letter)
+
+    def rotate_agent_key(self, agent: Document, expire: bool, expiration_date: datetime.date | None) -> Document:
+        letter = lambda key: Letter(  # noqa: E731
+            to=self.admin_email,
+            subject="A new Kowabunga agent API key has been set !",
+            intro="Here's the new API key of a Kowabunga agent. Keep it safe: it is shown only in this e-mail.",
+            facts=(("Agent type", agent["type"]), ("Agent name", agent["name"]), ("Agent ID", str(agent["_id"])),
+                   ("API key", key)),
+            outro="This email is a one-timer. The previous key, if any, no longer works.",
+        )
+        token = self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", expire, expiration_date, letter)
+        self.on_agent_key_revoked(str(agent["_id"]))
+        return token
+
+    def _rotate(self, parent_type: str, parent_id: str, name: str, expire: bool,
+                expiration_date: datetime.date | None, letter: typing.Callable[[str], Letter]) -> Document:
+        expiry = _expiry(expire, expiration_date)
+
+        def rotate() -> Document:
+            key = credentials.generate_api_key()
+            # Mail first: if the relay is down the old key keeps working and nothing is lost.
+            self.mailer.send(letter(key))
+            fields = {"api_key_sha256": credentials.digest(key), **expiry}
+            existing = self.token_of(parent_type, parent_id)
+            if existing:
+                return self.db.tokens.update(existing["_id"], fields)
+            return self.db.tokens.insert({"name": name, "description": "", "parent_type": parent_type,
+                                          "parent_id": parent_id, **fields})
+
+        return self.serializer.run(f"token:{parent_type}:{parent_id}", rotate)
+
+    # -- checking keys -------------------------------------------------------------
+
+    def find_by_key(self, key: str, parent_type: str) -> Document:
+        """The token of a presented key, or :class:`Unauthorized`."""
+        token = self.db.tokens.find_one({"api_key_sha256": credentials.digest(key)})
+        if token is None or token["parent_type"] != parent_type:
+            raise Unauthorized("invalid API key")
+        if has_expired(token):
+            raise Unauthorized("API key has expired")
+        return token

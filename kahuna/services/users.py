@@ -1,0 +1,197 @@
+"""User accounts: 2-step creation, 2-step password recovery, passwords, roles.
+
+Creation: a superAdmin creates the account, disabled; the user follows the
+e-mailed link, which enables it and e-mails a server-generated password.
+Recovery: a request (by e-mail address, or for a user id) e-mails a link; the
+link, followed, e-mails a new server-generated password and ends every session.
+Links are single-use and expire. Nothing here tells whether an address exists.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing
+import urllib.parse
+
+import email_validator
+
+from kahuna import credentials
+from kahuna.access import Identity, Role
+from kahuna.errors import Conflict, Forbidden, NotFound, Unprocessable
+from kahuna.mail import Letter, Mailer
+from kahuna.services.sessions import SessionService
+from kahuna.services.tokens import USER, TokenService
+from kahuna.storage import Database, Document, utcnow
+
+REGISTRATION = "registration"
+PASSWORD_RESET = "password_reset"
+
+
+def normalize_email(address: str) -> str:
+    try:
+        return email_validator.validate_email(address, check_deliverability=False).normalized.lower()
+    except email_validator.EmailNotValidError as exc:
+        raise Unprocessable(f"invalid e-mail address {address!r}: {exc}") from None
+
+
+class InvalidLink(Exception):
+    """An e-mailed link that is unknown, used already, or expired."""
+
+
+class UserService:
+    def __init__(self, db: Database, mailer: Mailer, hasher: credentials.PasswordHasher, sessions: SessionService,
+                 tokens: TokenService, public_url: str, registration_lifetime: datetime.timedelta,
+                 reset_lifetime: datetime.timedelta):
+        self.db = db
+        self.mailer = mailer
+        self.hasher = hasher
+        self.sessions = sessions
+        self.tokens = tokens
+        self.public_url = public_url.rstrip("/")
+        self.lifetimes = {REGISTRATION: registration_lifetime, PASSWORD_RESET: reset_lifetime}
+
+    # -- reads -------------------------------------------------------------------
+
+    def list_ids(self) -> list[str]:
+        return self.db.users.ids()
+
+    def get(self, user_id: str) -> Document:
+        return self.db.users.get(user_id)
+
+    # -- creation and confirmation ----------------------------------------------
+
+    def create(self, name: str, email: str, role: Role, description: str = "", notifications: bool = False) -> Document:
+        user = self.db.users.insert(
+            {"name": name, "description": description, "email": normalize_email(email), "role": str(role),
+             "notifications": notifications, "enabled": False, "password_hash": None},
+            conflict="a user with the same name or e-mail address already exists",
+        )
+        try:
+            link = self._issue_link(user, REGISTRATION, "/confirm")
+            self.mailer.send(Letter(
+                to=user["email"],
+                subject="Welcome to Kowabunga !",
+                intro="Welcome to Kowabunga ! We're very excited to have you on board. "
+                      "Confirm your account and your password will be e-mailed to you.",
+                facts=(("Name", name), ("Role", str(role)),
+                       ("Email Notifications", "Enabled" if notifications else "Disabled")),
+                action=("Confirm your account", link),
+            ))
+        except BaseException:
+            # Without the e-mail the account could never be confirmed: do not keep it.
+            self.db.users.delete(user["_id"])
+            raise
+        return self.db.users.get(user["_id"])
+
+    def ensure_bootstrap_admin(self, email: str, name: str = "admin") -> tuple[Document, str] | None:
+        """The first superAdmin, enabled at once, when there is no user at all; returns it with its password."""
+        if self.db.users.count() > 0:
+            return None
+        password = credentials.generate_password()
+        try:
+            user = self.db.users.insert({
+                "name": name, "description": "bootstrap administrator", "email": normalize_email(email),
+                "role": str(Role.SUPER_ADMIN), "notifications": False, "enabled": True,
+                "password_hash": self.hasher.hash(password),
+            })
+        except Conflict:
+            return None  # another node of the pair was first
+        return user, password
+
+    def confirm_registration(self, user_id: str, token: str) -> None:
+        user = self._consume_link(user_id, token, REGISTRATION)
+        self._issue_password(user, "Your Kowabunga account is ready !",
+                             "Your account is confirmed. Here's your password:", enable=True)
+
+    # -- passwords -----------------------------------------------------------------
+
+    def set_password(self, user_id: str, password: str) -> None:
+        credentials.check_password_strength(password)
+        self.db.users.update(user_id, {"password_hash": self.hasher.hash(password)})
+        self.sessions.revoke_all(user_id)
+
+    def request_password_reset(self, email: str) -> None:
+        """Public step 1: e-mail a reset link if the address is known; silent either way."""
+        try:
+            address = normalize_email(email)
+        except Unprocessable:
+            return
+        user = self.db.users.find_one({"email": address})
+        if user is not None:
+            self.request_password_reset_for(str(user["_id"]))
+
+    def request_password_reset_for(self, user_id: str) -> None:
+        user = self.db.users.get(user_id)
+        link = self._issue_link(user, PASSWORD_RESET, "/confirmForgotPassword")
+        self.mailer.send(Letter(
+            to=user["email"],
+            subject="Forgot about your Kowabunga password ?",
+            intro="You have received this email because a password reset request for your Kowabunga account "
+                  "was received. If you did not ask for it, ignore this e-mail: your password stays as it is.",
+            action=("Confirm password renewal", link),
+        ))
+
+    def confirm_password_reset(self, user_id: str, token: str) -> None:
+        user = self._consume_link(user_id, token, PASSWORD_RESET)
+        self._issue_password(user, "Your Kowabunga password has been reset !", "Here's your new password:")
+        self.sessions.revoke_all(user_id)
+
+    def _issue_password(self, user: Document, subject: str, intro: str, enable: bool = False) -> None:
+        password = credentials.generate_password()
+        # Mail before storing: if the relay fails, the old state stays and the link can be followed again.
+        self.mailer.send(Letter(to=user["email"], subject=subject, intro=intro, facts=(("Password", password),),
+                                outro="This email is a one-timer: keep the password in a safe place."))
+        fields: dict[str, typing.Any] = {"password_hash": self.hasher.hash(password)}
+        if enable:
+            fields["enabled"] = True
+        self.db.users.update(user["_id"], fields)
+
+    def _issue_link(self, user: Document, purpose: str, path: str) -> str:
+        token = credentials.generate_link_token()
+        expires = utcnow() + self.lifetimes[purpose]
+        self.db.users.update(user["_id"], {purpose: {"digest": credentials.digest(token), "expires_at": expires}})
+        query = urllib.parse.urlencode({"user": str(user["_id"]), "token": token})
+        return f"{self.public_url}{path}?{query}"
+
+    def _consume_link(self, user_id: str, token: str, purpose: str) -> Document:
+        """Use up a link: it matches, it has not expired, and no one else used it first."""
+        if not token:
+            raise InvalidLink("missing token")
+        try:
+            user = self.db.users.update(
+                user_id,
+                extra={"$unset": {purpose: ""}},
+                where={f"{purpose}.digest": credentials.digest(token), f"{purpose}.expires_at": {"$gte": utcnow()}},
+            )
+        except NotFound:
+            raise InvalidLink("this link is invalid, was used already, or has expired") from None
+        return user
+
+    # -- update and deletion -----------------------------------------------------------
+
+    def update(self, identity: Identity, user_id: str, name: str, email: str, role: Role,
+               description: str = "", notifications: bool = False) -> Document:
+        user = self.db.users.get(user_id)
+        if role != user["role"] and not identity.is_super_admin:
+            raise Forbidden("only a superAdmin can change a user's role")
+        if role != Role.SUPER_ADMIN and user["role"] == Role.SUPER_ADMIN:
+            self._keep_one_super_admin(user_id)
+        fields = {"name": name, "description": description, "email": normalize_email(email), "role": str(role),
+                  "notifications": notifications}
+        return self.db.users.update(user_id, fields,
+                                    conflict="a user with the same name or e-mail address already exists")
+
+    def delete(self, user_id: str) -> None:
+        user = self.db.users.get(user_id)
+        if user["role"] == Role.SUPER_ADMIN:
+            self._keep_one_super_admin(user_id)
+        self.db.users.delete(user_id)
+        self.db.teams.collection.update_many({"user_ids": user_id}, {"$pull": {"user_ids": user_id}})
+        self.tokens.delete_for(USER, user_id)
+        self.sessions.revoke_all(user_id)
+
+    def _keep_one_super_admin(self, user_id: str) -> None:
+        others = self.db.users.count({"role": str(Role.SUPER_ADMIN), "enabled": True,
+                                      "_id": {"$ne": self.db.users.get(user_id)["_id"]}})
+        if others == 0:
+            raise Conflict("this is the last superAdmin: promote another user first")

@@ -1,0 +1,62 @@
+"""MongoDB storage: the client, the collections of each kind, and schema upkeep."""
+
+from __future__ import annotations
+
+import pymongo
+from pymongo.errors import PyMongoError
+
+from kahuna.storage import schema
+from kahuna.storage.documents import Document, Documents, object_id, utcnow
+
+__all__ = ["Database", "Document", "Documents", "object_id", "schema", "utcnow"]
+
+
+class Database:
+    """The Kahuna database: ``db.users``, ``db.teams``… are :class:`Documents`."""
+
+    def __init__(self, uri: str, name: str, timeout_seconds: float = 5.0):
+        timeout_ms = int(timeout_seconds * 1000)
+        # Majority write concern: a write Kahuna acknowledged survives a replica-set failover.
+        self.client = pymongo.MongoClient(
+            uri,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 4, 10_000),
+            w="majority",
+            tz_aware=True,
+            appname="kahuna",
+        )
+        self.db = self.client[name]
+        self.name = name
+        version = schema.CURRENT_VERSION
+        self.users = Documents(self.db["user"], "user", version)
+        self.teams = Documents(self.db["team"], "team", version)
+        self.tokens = Documents(self.db["token"], "token", version)
+        self.sessions = Documents(self.db["session"], "session", version)
+        self.projects = Documents(self.db["project"], "project", version)
+        self.regions = Documents(self.db["region"], "region", version)
+        self.settings = self.db["settings"]
+
+    def ping(self) -> None:
+        self.client.admin.command("ping")
+
+    def is_reachable(self) -> bool:
+        try:
+            self.ping()
+        except PyMongoError:
+            return False
+        return True
+
+    def initialize(self) -> None:
+        schema.initialize(self.db)
+
+    def migrate(self) -> dict[str, int]:
+        return schema.migrate(self.db)
+
+    def setting(self, name: str, default_factory) -> str:
+        """A value kept once for the whole deployment, created on first use (by whichever node is first)."""
+        self.settings.update_one({"_id": name}, {"$setOnInsert": {"value": default_factory()}}, upsert=True)
+        return self.settings.find_one({"_id": name})["value"]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,128 @@
+"""One collection of Kahuna documents, with the conventions every object shares.
+
+Every document has ``_id`` (an ObjectId whose hex form is the API ``id``),
+``created_at``, ``updated_at`` and ``schema_version``. References to other
+objects are stored as hex strings, as the API shows them. Each write touches one
+document atomically (FerretDB v1 has no multi-document transactions), and
+uniqueness is enforced by unique indexes, never by a read before the write.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing
+
+import pymongo
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from kahuna.errors import Conflict, NotFound, Unprocessable
+
+Document = dict[str, typing.Any]
+
+
+def utcnow() -> datetime.datetime:
+    # BSON keeps milliseconds; truncating here makes a value read back equal to the one written.
+    now = datetime.datetime.now(datetime.UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def object_id(text: typing.Any, kind: str) -> ObjectId:
+    """The ObjectId behind an API id; a malformed id names no object, hence 404."""
+    if isinstance(text, ObjectId):
+        return text
+    try:
+        return ObjectId(text)
+    except (InvalidId, TypeError):
+        raise NotFound(f"{kind} {text!r} does not exist") from None
+
+
+class Documents:
+    """The documents of one kind, e.g. ``Documents(db["user"], "user", 1)``."""
+
+    def __init__(self, collection: Collection, kind: str, schema_version: int):
+        self.collection = collection
+        self.kind = kind
+        self.schema_version = schema_version
+
+    # -- reads -------------------------------------------------------------
+
+    def get(self, doc_id: typing.Any) -> Document:
+        found = self.collection.find_one({"_id": object_id(doc_id, self.kind)})
+        if found is None:
+            raise NotFound(f"{self.kind} {doc_id} does not exist")
+        return found
+
+    def find_one(self, query: Document) -> Document | None:
+        return self.collection.find_one(query)
+
+    def find(self, query: Document | None = None, **kwargs: typing.Any) -> list[Document]:
+        return list(self.collection.find(query or {}, **kwargs))
+
+    def ids(self, query: Document | None = None) -> list[str]:
+        cursor = self.collection.find(query or {}, {"_id": 1}).sort("_id", pymongo.ASCENDING)
+        return [str(doc["_id"]) for doc in cursor]
+
+    def existing_ids(self, ids: typing.Iterable[str]) -> list[str]:
+        """*ids* de-duplicated in order, or :class:`Unprocessable` naming those that do not exist."""
+        wanted = list(dict.fromkeys(ids))
+        candidates = [ObjectId(i) for i in wanted if ObjectId.is_valid(i)]
+        found = {str(doc["_id"]) for doc in self.collection.find({"_id": {"$in": candidates}}, {"_id": 1})}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise Unprocessable(f"unknown {self.kind}(s): {', '.join(missing)}")
+        return wanted
+
+    def count(self, query: Document | None = None) -> int:
+        return self.collection.count_documents(query or {})
+
+    def exists(self, query: Document) -> bool:
+        return self.collection.find_one(query, {"_id": 1}) is not None
+
+    # -- writes ------------------------------------------------------------
+
+    def insert(self, fields: Document, conflict: str | None = None) -> Document:
+        now = utcnow()
+        doc = {"_id": ObjectId(), **fields, "created_at": now, "updated_at": now, "schema_version": self.schema_version}
+        try:
+            self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
+        return doc
+
+    def update(
+        self,
+        doc_id: typing.Any,
+        set_fields: Document | None = None,
+        *,
+        extra: Document | None = None,
+        where: Document | None = None,
+        conflict: str | None = None,
+    ) -> Document:
+        """Apply ``$set`` (plus other operators in *extra*) to one document, return it as stored.
+
+        *where* adds conditions; when they do not hold the object is reported as
+        missing, so callers use it only for conditions on the object's own state.
+        """
+        update: Document = {"$set": {**(set_fields or {}), "updated_at": utcnow()}}
+        for operator, value in (extra or {}).items():
+            update.setdefault(operator, {}).update(value)
+        query = {"_id": object_id(doc_id, self.kind), **(where or {})}
+        try:
+            updated = self.collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
+        if updated is None:
+            raise NotFound(f"{self.kind} {doc_id} does not exist")
+        return updated
+
+    def delete(self, doc_id: typing.Any) -> None:
+        result = self.collection.delete_one({"_id": object_id(doc_id, self.kind)})
+        if result.deleted_count == 0:
+            raise NotFound(f"{self.kind} {doc_id} does not exist")
+
+    def delete_many(self, query: Document) -> int:
+        return self.collection.delete_many(query).deleted_count

@@ -1,0 +1,102 @@
+"""A Kahuna under test, driven through the official SDK ``kowabunga==0.53.2``."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from dataclasses import dataclass
+
+import kowabunga
+import urllib3
+
+from kahuna.config import Config
+from kahuna.daemon import Kahuna
+from tests.mailserver import MailServer, fact_in, link_in
+
+MASTER_KEY = "m" * 8 + secrets.token_hex(16)
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    role: str
+
+
+class Deployment:
+    def __init__(self, kahuna: Kahuna, mail: MailServer, db_name: str):
+        self.kahuna = kahuna
+        self.mail = mail
+        self.db_name = db_name
+        host, port = kahuna.server.address[:2]
+        self.base_url = f"http://{host}:{port}"
+        self.http = urllib3.PoolManager()
+
+    @classmethod
+    def start(cls, db_uri: str, db_name: str, mail: MailServer, **overrides) -> Deployment:
+        config = Config().with_overrides({
+            "global.db.uri": db_uri,
+            "global.db.name": db_name,
+            "global.apiKey": MASTER_KEY,
+            "global.publicUrl": "http://127.0.0.1:1",  # replaced below once the port is known
+            "global.smtp.host": "127.0.0.1",
+            "global.smtp.port": mail.port,
+            "global.smtp.security": "none",
+            "global.adminEmail": "ops@example.com",
+            "global.bootstrap.pubkey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKahunaTestKey test",
+            # Real bcrypt, at the cheapest cost: the suite hashes hundreds of passwords.
+            "global.accounts.bcryptCost": 4,
+            **overrides,
+        })
+        kahuna = Kahuna.start(config)
+        server = kahuna.listen("127.0.0.1", 0)
+        public_url = f"http://127.0.0.1:{server.address[1]}"
+        kahuna.services.users.public_url = public_url
+        return cls(kahuna, mail, db_name)
+
+    def stop(self) -> None:
+        self.kahuna.db.client.drop_database(self.db_name)
+        self.kahuna.stop()
+
+    # -- SDK clients ---------------------------------------------------------------
+
+    def client(self, api_key: str | None = None, token: str | None = None) -> kowabunga.ApiClient:
+        configuration = kowabunga.Configuration(host=f"{self.base_url}/api/v1", access_token=token)
+        if api_key:
+            configuration.api_key = {"ApiKeyAuth": api_key}
+        return kowabunga.ApiClient(configuration)
+
+    @property
+    def admin(self) -> kowabunga.ApiClient:
+        """A client holding the master API key (superAdmin)."""
+        return self.client(api_key=MASTER_KEY)
+
+    def anonymous(self) -> kowabunga.ApiClient:
+        return self.client()
+
+    # -- accounts ------------------------------------------------------------------
+
+    def follow(self, link: str, method: str = "POST") -> urllib3.BaseHTTPResponse:
+        """Follow an e-mailed link the way its page's button does."""
+        parsed = urllib.parse.urlsplit(link)
+        url = f"{self.base_url}{parsed.path}"
+        fields = dict(urllib.parse.parse_qsl(parsed.query))
+        if method == "GET":
+            return self.http.request("GET", url, fields=fields)
+        return self.http.request("POST", url, body=urllib.parse.urlencode(fields),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def create_account(self, name: str, role: str = "user") -> Account:
+        """Create a user as superAdmin, confirm it by its e-mailed link, read its e-mailed password."""
+        email = f"{name}@example.com"
+        user = kowabunga.UserApi(self.admin).create_user(kowabunga.User(name=name, email=email, role=role))
+        welcome = self.mail.wait_for(email, "Welcome to Kowabunga")
+        assert self.follow(link_in(welcome)).status == 200
+        password = fact_in(self.mail.wait_for(email, "account is ready"), "Password")
+        return Account(id=user.id, email=email, password=password, role=role)
+
+    def login(self, account: Account) -> kowabunga.ApiClient:
+        credentials = kowabunga.UserApi(self.anonymous()).login(
+            kowabunga.UserCredentials(email=account.email, password=account.password))
+        return self.client(token=credentials.jwt)
