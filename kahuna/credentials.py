@@ -46,6 +46,11 @@ def generate_link_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def generate_signing_key() -> str:
+    """An HMAC key for JWTs: 64 characters (384 bits), enough for HS256 to HS512."""
+    return secrets.token_urlsafe(48)
+
+
 def digest(secret: str) -> str:
     """The stored form of an API key or link token."""
     return hashlib.sha256(secret.encode()).hexdigest()

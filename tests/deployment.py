@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import urllib.parse
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Deployment:
             "global.accounts.bcryptCost": 4,
             **overrides,
         })
+        mail.clear()
         kahuna = Kahuna.start(config)
         server = kahuna.listen("127.0.0.1", 0)
         public_url = f"http://127.0.0.1:{server.address[1]}"
@@ -100,3 +102,16 @@ class Deployment:
         credentials = kowabunga.UserApi(self.anonymous()).login(
             kowabunga.UserCredentials(email=account.email, password=account.password))
         return self.client(token=credentials.jwt)
+
+
+def expect_error(status: int, call, *args, **kwargs) -> dict:
+    """Call an SDK method that must fail with *status*; return the documented error body."""
+    try:
+        call(*args, **kwargs)
+    except kowabunga.ApiException as exc:
+        assert exc.status == status, f"expected {status}, got {exc.status}: {exc.body}"
+        body = json.loads(exc.body)
+        assert body["status"] == status and body["error"] and body["reason"], body
+        assert set(body) == {"status", "error", "reason"}, body
+        return body
+    raise AssertionError(f"expected an error {status}, the call succeeded")

@@ -40,6 +40,9 @@ class MailServer:
             self.process.terminate()
             self.process.wait(timeout=10)
 
+    def clear(self) -> None:
+        mailbox.Maildir(self.directory, create=False).clear()
+
     def messages(self, to: str) -> list[email.message.Message]:
         box = mailbox.Maildir(self.directory, create=False)
         found = [box.get_message(key) for key in box.keys()]

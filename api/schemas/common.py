@@ -46,6 +46,13 @@ class ObjectIdString(fields.String):
         return str(value) if isinstance(value, ObjectId) else super()._serialize(value, attr, obj, **kwargs)
 
 
+class StoredDate(fields.Date):
+    """A date kept in the database as its ISO string (YYYY-MM-DD), as the Go Kahuna kept it."""
+
+    def _serialize(self, value: typing.Any, attr: typing.Any, obj: typing.Any, **kwargs: typing.Any) -> str | None:
+        return value if isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
+
+
 def read_only(field: fields.Field) -> fields.Field:
     field.metadata = {**field.metadata, "readOnly": True}
     return field

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, ObjectIdString
+from api.schemas.common import ApiSchema, ObjectIdString, StoredDate
 
 
 class ApiTokenSchema(ApiSchema):
@@ -12,7 +12,7 @@ class ApiTokenSchema(ApiSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=128))
     description = fields.String(load_default="", validate=validate.Length(max=1024))
     expire = fields.Boolean(required=True, metadata={"description": "Does the API token expires at some stage ?"})
-    expiration_date = fields.Date(load_default=None, metadata={"description": "Expiration date (YYYY-MM-DD)."})
+    expiration_date = StoredDate(load_default=None, metadata={"description": "Expiration date (YYYY-MM-DD)."})
 
 
 class ExpiryQuerySchema(ApiSchema):

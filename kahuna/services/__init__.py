@@ -39,7 +39,7 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     g = config.global_
     hasher = PasswordHasher(g.accounts.bcryptCost)
     # A configured secret wins; otherwise one generated once and shared through the database.
-    signing_key = g.jwt.signature or db.setting("jwt_signing_key", lambda: credentials.generate_link_token())
+    signing_key = g.jwt.signature or db.setting("jwt_signing_key", credentials.generate_signing_key)
     sessions = SessionService(db, hasher, signing_key, datetime.timedelta(hours=g.jwt.lifetimeHours))
     tokens = TokenService(db, mailer, serializer, g.adminEmail)
     users = UserService(db, mailer, hasher, sessions, tokens, g.publicUrl,

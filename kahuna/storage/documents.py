@@ -17,7 +17,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from kahuna.errors import Conflict, NotFound, Unprocessable
 
@@ -28,6 +28,15 @@ def utcnow() -> datetime.datetime:
     # BSON keeps milliseconds; truncating here makes a value read back equal to the one written.
     now = datetime.datetime.now(datetime.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def is_duplicate_key(error: OperationFailure) -> bool:
+    """A unique index refused the write.
+
+    MongoDB says so with code 11000; FerretDB v1 does for inserts, but reports a
+    violation by an update as an internal error carrying SQLite's message.
+    """
+    return isinstance(error, DuplicateKeyError) or "UNIQUE constraint failed" in str(error)
 
 
 def object_id(text: typing.Any, kind: str) -> ObjectId:
@@ -89,7 +98,9 @@ class Documents:
         doc = {"_id": ObjectId(), **fields, "created_at": now, "updated_at": now, "schema_version": self.schema_version}
         try:
             self.collection.insert_one(doc)
-        except DuplicateKeyError:
+        except OperationFailure as exc:
+            if not is_duplicate_key(exc):
+                raise
             raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
         return doc
 
@@ -113,7 +124,9 @@ class Documents:
         query = {"_id": object_id(doc_id, self.kind), **(where or {})}
         try:
             updated = self.collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError:
+        except OperationFailure as exc:
+            if not is_duplicate_key(exc):
+                raise
             raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
         if updated is None:
             raise NotFound(f"{self.kind} {doc_id} does not exist")

@@ -1,0 +1,91 @@
+"""Passwords: the strength rule, and recovery in 2 steps by e-mail."""
+
+import datetime
+
+import kowabunga
+
+from tests.deployment import expect_error
+from tests.mailserver import fact_in, link_in
+
+
+def can_login(deployment, email, password):
+    try:
+        kowabunga.UserApi(deployment.anonymous()).login(kowabunga.UserCredentials(email=email, password=password))
+    except kowabunga.ApiException as exc:
+        assert exc.status == 401
+        return False
+    return True
+
+
+def test_a_user_sets_a_strong_password_and_other_sessions_end(deployment):
+    bob = deployment.create_account("bob")
+    client = deployment.login(bob)
+    api = kowabunga.UserApi(client)
+    body = expect_error(422, api.set_user_password, bob.id, kowabunga.Password(value="password1"))
+    assert body["reason"].startswith("insecure password, try")
+    expect_error(422, api.set_user_password, bob.id, kowabunga.Password(value="Aa1!" * 20))  # > 72 bytes
+    api.set_user_password(bob.id, kowabunga.Password(value="Tr0ub4dor&3-horse-Battery"))
+    assert can_login(deployment, bob.email, "Tr0ub4dor&3-horse-Battery")
+    assert not can_login(deployment, bob.email, bob.password)
+    expect_error(401, api.read_user, bob.id)
+
+
+def test_a_user_cannot_set_someone_elses_password(deployment):
+    alice = deployment.create_account("alice")
+    bob = deployment.create_account("bob")
+    expect_error(403, kowabunga.UserApi(deployment.login(bob)).set_user_password, alice.id,
+                 kowabunga.Password(value="Tr0ub4dor&3-horse-Battery"))
+
+
+def test_public_recovery_in_two_steps(deployment):
+    bob = deployment.create_account("bob")
+    session = deployment.login(bob)
+    kowabunga.UserApi(deployment.anonymous()).reset_password(kowabunga.UserEmail(email="bob@example.com"))
+    request = deployment.mail.wait_for(bob.email, "Forgot about your Kowabunga password")
+    # Until the link is followed, the old password still works.
+    assert can_login(deployment, bob.email, bob.password)
+    assert deployment.follow(link_in(request), "GET").status == 200
+    assert can_login(deployment, bob.email, bob.password)
+    assert deployment.follow(link_in(request)).status == 200
+    new_password = fact_in(deployment.mail.wait_for(bob.email, "password has been reset"), "Password")
+    assert new_password != bob.password
+    assert can_login(deployment, bob.email, new_password)
+    assert not can_login(deployment, bob.email, bob.password)
+    expect_error(401, kowabunga.UserApi(session).read_user, bob.id)
+    # Single use.
+    assert deployment.follow(link_in(request)).status == 403
+
+
+def test_recovery_for_an_unknown_address_answers_the_same_and_sends_nothing(deployment):
+    deployment.create_account("bob")
+    anonymous = kowabunga.UserApi(deployment.anonymous())
+    assert anonymous.reset_password(kowabunga.UserEmail(email="nobody@example.com")) is None
+    assert anonymous.reset_password(kowabunga.UserEmail(email="not an address")) is None
+    assert deployment.mail.messages("nobody@example.com") == []
+
+
+def test_only_the_newest_link_works_and_links_expire(deployment):
+    bob = deployment.create_account("bob")
+    api = kowabunga.UserApi(deployment.login(bob))
+    api.reset_user_password(bob.id)
+    first = link_in(deployment.mail.wait_for(bob.email, "Forgot about"))
+    api.reset_user_password(bob.id)
+    second = link_in(deployment.mail.wait_for(bob.email, "Forgot about", count=2))
+    assert deployment.follow(first).status == 403
+    # Age the pending link past its lifetime.
+    deployment.kahuna.db.db["user"].update_one(
+        {"email": bob.email},
+        {"$set": {"password_reset.expires_at": datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)}})
+    assert deployment.follow(second).status == 403
+    assert can_login(deployment, bob.email, bob.password)
+
+
+def test_an_empty_or_forged_token_does_nothing(deployment):
+    bob = deployment.create_account("bob")
+    for link in (f"/confirmForgotPassword?user={bob.id}&token=",
+                 f"/confirmForgotPassword?user={bob.id}&token=forged",
+                 f"/confirm?user={bob.id}&token=",
+                 "/confirmForgotPassword?user=nobody&token=x"):
+        assert deployment.follow(link).status == 403
+    assert deployment.mail.count(bob.email, "password has been reset") == 0
+    assert can_login(deployment, bob.email, bob.password)
