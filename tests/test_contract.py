@@ -1,0 +1,72 @@
+"""The served OpenAPI document against the contract (api/contract/openapi.yaml, Kowabunga API 0.53.2)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deployment import MASTER_KEY
+
+CONTRACT = yaml.safe_load((Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml").read_text())
+METHODS = ("get", "post", "put", "patch", "delete")
+# Operations of the contract not served yet, each with the issue that brings it.
+PENDING_TAGS = {"adapter", "agent", "record", "instance", "kaktus", "kawaii", "kiwi", "kompute", "konvey", "kylo",
+                "nfs", "pool", "region", "subnet", "template", "vnet", "volume", "zone"}
+
+
+def operations(document, prefix=""):
+    found = {}
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method in item:
+                found[item[method]["operationId"]] = (method, path.removeprefix(prefix), item[method])
+    return found
+
+
+@pytest.fixture
+def served(deployment):
+    response = deployment.http.request("GET", f"{deployment.base_url}/api/v1/openapi.json",
+                                       headers={"X-API-Key": MASTER_KEY})
+    return response.json()
+
+
+def _normalize(path):
+    # Our path parameters are named as the contract's; only the syntax differs.
+    return path.replace("<", "{").replace(">", "}")
+
+
+def test_every_served_operation_is_the_contracts(served):
+    contract = operations(CONTRACT)
+    for operation_id, (method, path, _) in operations(served).items():
+        assert operation_id in contract, f"{operation_id} is not in the contract"
+        assert (method, _normalize(path)) == contract[operation_id][:2], operation_id
+
+
+def test_every_operation_of_the_finished_tags_is_served(served):
+    contract = operations(CONTRACT)
+    served_ids = set(operations(served))
+    missing = {op for op, (_, path, spec) in contract.items() if op not in served_ids}
+    unfinished = {op for op in missing if set(contract[op][2]["tags"]) & PENDING_TAGS}
+    assert missing == unfinished, sorted(missing - unfinished)
+    assert len(contract) == 167
+
+
+def test_served_schemas_have_the_contracts_fields(served):
+    contract_schemas = CONTRACT["components"]["schemas"]
+    served_schemas = served["components"]["schemas"]
+    compared = 0
+    for name, schema in served_schemas.items():
+        if name not in contract_schemas:
+            continue
+        expected = contract_schemas[name]
+        assert set(schema.get("properties", {})) == set(expected.get("properties", {})), name
+        assert set(schema.get("required", [])) == set(expected.get("required", [])), name
+        compared += 1
+    assert compared >= 10
+
+
+def test_error_responses_are_documented_as_in_the_contract(served):
+    contract = operations(CONTRACT)
+    for operation_id, (_, _, spec) in operations(served).items():
+        documented = {code for code in contract[operation_id][2]["responses"] if code.startswith(("4", "5"))}
+        assert documented <= set(spec["responses"]), operation_id
