@@ -5,6 +5,8 @@ here needs a lock. They run as pykka ``ThreadingActor`` under gevent's monkey
 patching, i.e. as greenlets: ``gevent.monkey.patch_all()`` must come first.
 """
 
+from actors._agents import AgentInfo, AgentPlane, AgentSettings
 from actors._serializer import OperationTimeout, Serializer
+from actors._transport import GatedWebSocketHandler
 
-__all__ = ["OperationTimeout", "Serializer"]
+__all__ = ["AgentInfo", "AgentPlane", "AgentSettings", "GatedWebSocketHandler", "OperationTimeout", "Serializer"]

@@ -13,15 +13,17 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import errors, pages, projects, teams, tokens, users
+from api import agents, errors, pages, projects, teams, tokens, users
+from api.agent_socket import PATH as AGENT_SOCKET_PATH
+from api.agent_socket import AgentSocket
 from kahuna import API_VERSION
 from kahuna.errors import KahunaError
 from kahuna.services import Services
 
 API_PREFIX = "/api/v1"
-RESOURCE_BLUEPRINTS = (users.blp, teams.blp, tokens.blp, projects.blp)
+RESOURCE_BLUEPRINTS = (users.blp, teams.blp, tokens.blp, projects.blp, agents.blp)
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "AgentSocket", "create_app"]
 
 
 class _Api(flask_smorest.Api):
@@ -64,13 +66,13 @@ def create_api_app(services: Services) -> Flask:
     return app
 
 
-def create_app(services: Services):
-    """The whole WSGI application: pages at the root, the REST API under /api/v1."""
+def create_app(services: Services, agent_socket: AgentSocket):
+    """The whole WSGI application: pages at the root, the REST API under /api/v1, agents on /ws."""
     site = Flask("kahuna")
     site.extensions["kahuna"] = services
     site.register_blueprint(pages.blp)
     _register_error_handlers(site)
-    application = DispatcherMiddleware(site, {API_PREFIX: create_api_app(services)})
+    application = DispatcherMiddleware(site, {API_PREFIX: create_api_app(services), AGENT_SOCKET_PATH: agent_socket})
     proxies = services.config.global_.http.trustedProxies
     if proxies:
         # Only the configured number of proxies (Caddy) is trusted for the client address and scheme.

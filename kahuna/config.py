@@ -98,6 +98,18 @@ class AccountsConfig:
 
 
 @dataclass(frozen=True)
+class AgentsConfig:
+    # Kahuna pings every agent this often; the Go agents expect a ping period under 10 s.
+    pingIntervalSeconds: float = 9.0
+    # An agent silent (not even a pong) for this long is disconnected.
+    deadAfterSeconds: float = 30.0
+    maxMessageBytes: int = 16 << 20
+    # Replay-proof handshakes: accepted clock skew, and whether the static-key handshake is refused.
+    hmacWindowSeconds: int = 300
+    requireHmac: bool = False
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     logLevel: str = "INFO"
     publicUrl: str = "http://127.0.0.1:8080"
@@ -109,6 +121,7 @@ class GlobalConfig:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
 
 
 @dataclass(frozen=True)
@@ -228,6 +241,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"global.publicUrl must start with http:// or https://, not {g.publicUrl!r}")
     if g.smtp.security not in ("starttls", "ssl", "none"):
         raise ConfigError(f"global.smtp.security must be starttls, ssl or none, not {g.smtp.security!r}")
+    if not 0 < g.agents.pingIntervalSeconds < g.agents.deadAfterSeconds:
+        raise ConfigError("global.agents.pingIntervalSeconds must be more than 0 and less than deadAfterSeconds")
     if not 4 <= g.accounts.bcryptCost <= 16:
         raise ConfigError("global.accounts.bcryptCost must be between 4 and 16")
     if not g.db.embedded.enabled and not g.db.uri.startswith(("mongodb://", "mongodb+srv://")):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import typing
 from dataclasses import dataclass, field
 
 import pykka
@@ -42,6 +43,8 @@ class Kahuna:
     db: Database
     services: Services
     application: object
+    plane: typing.Any = None
+    agent_socket: typing.Any = None
     embedded: EmbeddedFerretDB | None = None
     server: NoDelayWSGIServer | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -49,8 +52,8 @@ class Kahuna:
     @classmethod
     def start(cls, config: Config, mailer: Mailer | None = None) -> Kahuna:
         # Imported here: these pull in pykka and Flask, which must come after gevent's patching.
-        from actors import Serializer
-        from api import create_app
+        from actors import AgentPlane, AgentSettings, Serializer
+        from api import AgentSocket, create_app
 
         embedded = None
         g = config.global_
@@ -67,8 +70,15 @@ class Kahuna:
             if embedded:
                 embedded.stop()
             raise
-        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer())
-        return cls(config=config, db=db, services=services, application=create_app(services), embedded=embedded)
+        plane = AgentPlane(AgentSettings(ping_interval=g.agents.pingIntervalSeconds,
+                                         dead_after=g.agents.deadAfterSeconds,
+                                         max_message_bytes=g.agents.maxMessageBytes))
+        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane)
+        plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
+                                                                          agent.methods))
+        agent_socket = AgentSocket(services.agents, plane)
+        return cls(config=config, db=db, services=services, application=create_app(services, agent_socket),
+                   plane=plane, agent_socket=agent_socket, embedded=embedded)
 
     def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:
         """Create the first superAdmin when there is no user; return (e-mail, password) to show once."""
@@ -80,8 +90,12 @@ class Kahuna:
 
     def listen(self, address: str | None = None, port: int | None = None) -> NoDelayWSGIServer:
         http = self.config.global_.http
+        from actors import GatedWebSocketHandler
+
         self.server = NoDelayWSGIServer((address or http.address, http.port if port is None else port),
-                                        self.application, log=None, error_log=log)
+                                        self.application, log=None, error_log=log,
+                                        handler_class=GatedWebSocketHandler)
+        self.server.upgrade_gate = self.agent_socket.gate
         self.server.start()
         log.info("serving Kowabunga API at http://%s:%d/api/v1", *self.server.address[:2])
         return self.server
@@ -96,6 +110,8 @@ class Kahuna:
         self._stopped = True
         if self.server is not None:
             self.server.stop(timeout=5)
+        if self.plane is not None:
+            self.plane.stop()
         pykka.ActorRegistry.stop_all(block=True, timeout=5)
         self.db.close()
         if self.embedded:

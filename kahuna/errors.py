@@ -68,5 +68,21 @@ class Unavailable(KahunaError):
     title = "Service unavailable."
 
 
-class AgentUnavailable(Unprocessable):
-    """An agent that an operation needs is not connected, or did not answer."""
+class AgentError(Unprocessable):
+    """An operation needed an agent, and the agent could not do it; the reason says why."""
+
+
+class AgentUnavailable(AgentError):
+    """No connected agent can serve the call."""
+
+
+class AgentTimeout(AgentError):
+    """The agent did not answer in time."""
+
+
+class AgentDisconnected(AgentError):
+    """The agent's connection ended before it answered."""
+
+
+class AgentCallFailed(AgentError):
+    """The agent answered with an error."""

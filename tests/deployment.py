@@ -7,14 +7,19 @@ import secrets
 import urllib.parse
 from dataclasses import dataclass
 
+import time
+
+import gevent
 import kowabunga
 import urllib3
 
 from kahuna.config import Config
 from kahuna.daemon import Kahuna
+from kahuna.simulator import SimulatedAgent
 from tests.mailserver import MailServer, fact_in, link_in
 
 MASTER_KEY = "m" * 8 + secrets.token_hex(16)
+ADMIN_EMAIL = "ops@example.com"
 
 
 @dataclass
@@ -44,7 +49,7 @@ class Deployment:
             "global.smtp.host": "127.0.0.1",
             "global.smtp.port": mail.port,
             "global.smtp.security": "none",
-            "global.adminEmail": "ops@example.com",
+            "global.adminEmail": ADMIN_EMAIL,
             "global.bootstrap.pubkey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKahunaTestKey test",
             # Real bcrypt, at the cheapest cost: the suite hashes hundreds of passwords.
             "global.accounts.bcryptCost": 4,
@@ -97,6 +102,35 @@ class Deployment:
         assert self.follow(link_in(welcome)).status == 200
         password = fact_in(self.mail.wait_for(email, "account is ready"), "Password")
         return Account(id=user.id, email=email, password=password, role=role)
+
+    # -- agents --------------------------------------------------------------------
+
+    def create_agent(self, name: str, agent_type: str = "Kaktus") -> tuple[str, str]:
+        """An agent record and its API key, as an operator gets them (the key by e-mail)."""
+        agents = kowabunga.AgentApi(self.admin)
+        agent = agents.create_agent(kowabunga.Agent(name=name, type=agent_type))
+        count = self.mail.count(ADMIN_EMAIL, "agent API key") + 1
+        agents.set_agent_api_token(agent.id)
+        letter = self.mail.wait_for(ADMIN_EMAIL, "agent API key", count=count)
+        assert fact_in(letter, "Agent ID") == agent.id
+        return agent.id, fact_in(letter, "API key")
+
+    def simulated_agent(self, name: str, agent_type: str = "Kaktus", **kwargs) -> SimulatedAgent:
+        """A connected simulated agent, once Kahuna knows its capabilities."""
+        agent_id, key = self.create_agent(name, agent_type)
+        agent = SimulatedAgent(self.base_url.replace("http://", "ws://"), agent_type, agent_id, key, name=name,
+                               **kwargs).connect()
+        self.wait_until(lambda: (info := self.kahuna.plane.info(agent_id)) is not None and info.methods)
+        return agent
+
+    @staticmethod
+    def wait_until(condition, timeout: float = 10.0, what: str = "condition") -> None:
+        """Wait (boundedly) for something another greenlet or process does."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what} not reached within {timeout}s")
+            gevent.sleep(0.02)
 
     def login(self, account: Account) -> kowabunga.ApiClient:
         credentials = kowabunga.UserApi(self.anonymous()).login(

@@ -15,10 +15,13 @@ import typing
 from kahuna import credentials
 from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
+from kahuna.rpc import AgentGateway
 from kahuna.storage import Database, Document
 
 USER = "user"
 AGENT = "agent"
+#: WebSocket close code sent to an agent whose key was rotated or revoked.
+KEY_REVOKED = 4001
 
 
 class Serializer(typing.Protocol):
@@ -47,14 +50,14 @@ def _expiry(expire: bool, expiration_date: datetime.date | None) -> dict[str, ty
 
 
 class TokenService:
-    def __init__(self, db: Database, mailer: Mailer, serializer: Serializer, admin_email: str):
+    def __init__(self, db: Database, mailer: Mailer, serializer: Serializer, admin_email: str,
+                 agents: AgentGateway):
         self.db = db
         self.mailer = mailer
         self.serializer = serializer
         self.admin_email = admin_email
-        # Called with the agent id when an agent's key stops working (rotated or deleted),
-        # so that its live connection is closed; set by the agent plane.
-        self.on_agent_key_revoked: typing.Callable[[str], None] = lambda agent_id: None
+        # An agent whose key stops working (rotated or deleted) is disconnected at once.
+        self.agents = agents
 
     # -- administration (/token routes) ---------------------------------------
 
@@ -73,7 +76,7 @@ class TokenService:
         token = self.db.tokens.get(token_id)
         self.db.tokens.delete(token_id)
         if token["parent_type"] == AGENT:
-            self.on_agent_key_revoked(token["parent_id"])
+            self.agents.disconnect(token["parent_id"], "API key revoked", KEY_REVOKED)
 
     def delete_for(self, parent_type: str, parent_id: str) -> None:
         self.db.tokens.delete_many({"parent_type": parent_type, "parent_id": parent_id})
@@ -103,7 +106,7 @@ class TokenService:
             outro="This email is a one-timer. The previous key, if any, no longer works.",
         )
         token = self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", expire, expiration_date, letter)
-        self.on_agent_key_revoked(str(agent["_id"]))
+        self.agents.disconnect(str(agent["_id"]), "API key rotated", KEY_REVOKED)
         return token
 
     def _rotate(self, parent_type: str, parent_id: str, name: str, expire: bool,

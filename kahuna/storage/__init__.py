@@ -35,6 +35,8 @@ class Database:
         self.sessions = Documents(self.db["session"], "session", version)
         self.projects = Documents(self.db["project"], "project", version)
         self.regions = Documents(self.db["region"], "region", version)
+        self.agents = Documents(self.db["agent"], "agent", version)
+        self.agent_nonces = Documents(self.db["agent_nonce"], "agent handshake nonce", version)
         self.settings = self.db["settings"]
 
     def ping(self) -> None:

@@ -82,6 +82,13 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind("session", indexes=(Index(("user_id",)),)),
     Kind(
+        "agent",
+        indexes=(Index(("name",), unique=True), Index(("type",))),
+        legacy_collection="agents",
+        steps=(_v2(token="token_id"), Step(3, unset=("token_id",))),
+    ),
+    Kind("agent_nonce", indexes=(Index(("created_at",)),)),
+    Kind(
         "project",
         indexes=(Index(("name",), unique=True), Index(("team_ids",))),
         legacy_collection="projects",

@@ -1,0 +1,471 @@
+"""The agent plane: one actor per connected agent, and a registry actor that tracks them.
+
+An :class:`_AgentConnection` owns its socket and its calls: it alone writes to the
+socket (requests, pongs, pings, close), sends one request at a time (the Go
+agents answer each request from its own goroutine and must never have two
+replies racing on their socket), matches replies by id, and fails every waiting
+caller at once when the connection ends. The connection's reader is the greenlet
+of the upgraded HTTP request; it only hands frames to the actor.
+
+The :class:`_Registry` maps agent ids to connection actors. A reconnect replaces
+the old connection, which is closed with code 4000; an unregistration counts only
+if it comes from the connection that is current, so a late one from a replaced
+connection cannot remove its successor.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import time
+import typing
+from dataclasses import dataclass, field, replace
+
+import gevent
+import gevent.event
+import pykka
+
+from actors._transport import (
+    BINARY,
+    DEAD,
+    NORMAL,
+    PING,
+    POLICY_VIOLATION,
+    REPLACED,
+    TEXT,
+    Frame,
+    Transport,
+    TransportClosed,
+)
+from kahuna import rpc
+from kahuna.errors import AgentCallFailed, AgentDisconnected, AgentTimeout, AgentUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    ping_interval: float = 9.0
+    # No frame from the agent (pong or anything) for this long: the connection is dead.
+    dead_after: float = 30.0
+    max_message_bytes: int = 16 << 20
+    # Consecutive messages that are not replies before the agent is disconnected.
+    max_garbage: int = 20
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """A connected agent, as the registry knows it."""
+
+    id: str
+    type: str
+    name: str
+    remote: str = ""
+    connected_at: float = field(default_factory=time.time)
+    version: str = ""
+    methods: tuple[str, ...] = ()
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Call:
+    method: rpc.Method
+    params: dict[str, typing.Any]
+    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+
+
+@dataclass(frozen=True)
+class _Abandon:
+    call: _Call
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class _Ended:
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class _Tick:
+    pass
+
+
+_TICK = _Tick()
+
+
+# -- one connection -------------------------------------------------------------------
+
+
+class _AgentConnection(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, info: AgentInfo, transport: Transport, registry: pykka.ActorRef, settings: AgentSettings):
+        super().__init__()
+        self._info = info
+        self._transport = transport
+        self._registry = registry
+        self._settings = settings
+        self._next_id = 0
+        self._in_flight: tuple[int, _Call] | None = None
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._last_heard = time.monotonic()
+        self._garbage = 0
+        self._ended = False
+
+    def on_receive(self, message: typing.Any) -> typing.Any:
+        if isinstance(message, _Call):
+            self._queue.append(message)
+            self._send_next()
+        elif isinstance(message, _Inbound):
+            self._on_frame(message.frame)
+        elif isinstance(message, _Abandon):
+            self._abandon(message.call)
+        elif message is _TICK:
+            self._on_tick()
+        elif isinstance(message, _Close):
+            self._end(message.reason, close_code=message.code)
+        elif isinstance(message, _Ended):
+            self._end(message.reason)
+        return None
+
+    def _send_next(self) -> None:
+        while self._in_flight is None and self._queue and not self._ended:
+            call = self._queue.popleft()
+            if call.reply.ready():
+                continue  # its caller gave up while it waited
+            request_id = self._next_id
+            self._next_id += 1
+            try:
+                message = rpc.request_message(request_id, call.method, call.params)
+            except rpc.ParamsError as exc:
+                call.reply.set_exception(exc)
+                continue
+            try:
+                self._transport.send_binary(message)
+            except TransportClosed:
+                self._queue.appendleft(call)
+                self._end("write failed")
+                return
+            self._in_flight = (request_id, call)
+
+    def _on_frame(self, frame: Frame) -> None:
+        self._last_heard = time.monotonic()
+        if frame.kind == PING:
+            self._send_control(lambda: self._transport.send_pong(frame.data))
+        elif frame.kind == BINARY:
+            self._on_message(frame.data)
+        elif frame.kind == TEXT:
+            # The Go agents and Kahuna exchange binary messages only; text is dropped, as they do.
+            self._count_garbage("text message")
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            reply = rpc.parse_reply(data)
+        except rpc.RpcError as exc:
+            self._count_garbage(str(exc))
+            return
+        self._garbage = 0
+        if self._in_flight is None or reply.id != self._in_flight[0]:
+            log.info("agent %s: reply %d matches no waiting call (late after a timeout?)", self._info.id, reply.id)
+            return
+        _, call = self._in_flight
+        self._in_flight = None
+        if not call.reply.ready():
+            if reply.error is not None:
+                call.reply.set_exception(AgentCallFailed(
+                    f"{call.method.wire_name} failed on agent {self._info.name}: {reply.error}"))
+            else:
+                try:
+                    call.reply.set(call.method.decode_result(reply.result))
+                except rpc.RpcError as exc:
+                    call.reply.set_exception(AgentCallFailed(f"agent {self._info.name}: {exc}"))
+        self._send_next()
+
+    def _count_garbage(self, what: str) -> None:
+        self._garbage += 1
+        log.warning("agent %s sent a %s; dropped", self._info.id, what)
+        if self._garbage >= self._settings.max_garbage:
+            self._end(f"{self._garbage} invalid messages in a row", close_code=POLICY_VIOLATION)
+
+    def _abandon(self, call: _Call) -> None:
+        if self._in_flight is not None and self._in_flight[1] is call:
+            self._in_flight = None
+            self._send_next()
+        elif call in self._queue:
+            self._queue.remove(call)
+
+    def _on_tick(self) -> None:
+        if time.monotonic() - self._last_heard > self._settings.dead_after:
+            self._end(f"no frame for {self._settings.dead_after:.0f}s", close_code=DEAD)
+            return
+        self._send_control(self._transport.send_ping)
+
+    def _send_control(self, send: typing.Callable[[], None]) -> None:
+        try:
+            send()
+        except TransportClosed:
+            self._end("write failed")
+
+    def _end(self, reason: str, close_code: int | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        log.info("agent %s (%s) disconnected: %s", self._info.id, self._info.type, reason)
+        self._transport.close(close_code or NORMAL, reason)
+        error = AgentDisconnected(f"agent {self._info.name} disconnected: {reason}")
+        pending = [self._in_flight[1]] if self._in_flight else []
+        for call in [*pending, *self._queue]:
+            if not call.reply.ready():
+                call.reply.set_exception(error)
+        self._in_flight = None
+        self._queue.clear()
+        self._registry.tell(_Unregister(self._info.id, self.actor_ref))
+        self.stop()
+
+
+# -- the registry ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Register:
+    info: AgentInfo
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True)
+class _Unregister:
+    agent_id: str
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True)
+class _SetCapabilities:
+    agent_id: str
+    ref: pykka.ActorRef
+    version: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class _Disconnect:
+    agent_id: str
+    code: int
+    reason: str
+
+
+class _ListAgents:
+    pass
+
+
+@dataclass
+class _Entry:
+    info: AgentInfo
+    ref: pykka.ActorRef
+
+
+class _Registry(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._agents: dict[str, _Entry] = {}
+
+    def on_receive(self, message: typing.Any) -> typing.Any:
+        if isinstance(message, _Register):
+            previous = self._agents.get(message.info.id)
+            self._agents[message.info.id] = _Entry(message.info, message.ref)
+            if previous is not None:
+                previous.ref.tell(_Close(REPLACED, "replaced by a new connection of the same agent"))
+            return None
+        if isinstance(message, _Unregister):
+            entry = self._agents.get(message.agent_id)
+            if entry is not None and entry.ref == message.ref:
+                del self._agents[message.agent_id]
+            return None
+        if isinstance(message, _SetCapabilities):
+            entry = self._agents.get(message.agent_id)
+            if entry is not None and entry.ref == message.ref:
+                entry.info = replace(entry.info, version=message.version, methods=message.methods)
+                return entry.info
+            return None
+        if isinstance(message, _Lookup):
+            entry = self._agents.get(message.agent_id)
+            return (entry.info, entry.ref) if entry else None
+        if isinstance(message, _Disconnect):
+            entry = self._agents.get(message.agent_id)
+            if entry is None:
+                return False
+            entry.ref.tell(_Close(message.code, message.reason))
+            return True
+        if isinstance(message, _ListAgents):
+            return [entry.info for entry in self._agents.values()]
+        if message is _TICK:
+            for entry in self._agents.values():
+                entry.ref.tell(_TICK)
+        return None
+
+    def on_stop(self) -> None:
+        for entry in self._agents.values():
+            entry.ref.tell(_Close(NORMAL, "Kahuna is stopping"))
+        self._agents.clear()
+
+
+# -- the facade --------------------------------------------------------------------------
+
+
+class AgentPlane:
+    """Connected agents and the calls to them; implements :class:`kahuna.rpc.AgentGateway`."""
+
+    def __init__(self, settings: AgentSettings | None = None,
+                 on_connected: typing.Callable[[AgentInfo], None] | None = None):
+        self.settings = settings or AgentSettings()
+        self._on_connected = on_connected
+        self._registry = _Registry.start()
+        self._ticker = gevent.spawn(self._tick_forever)
+
+    def set_on_connected(self, hook: typing.Callable[[AgentInfo], None]) -> None:
+        self._on_connected = hook
+
+    # -- connections ---------------------------------------------------------------
+
+    def serve(self, info: AgentInfo, websocket: typing.Any) -> None:
+        """Run one agent connection until it ends; called from the upgraded request's greenlet."""
+        transport = Transport(websocket, self.settings.max_message_bytes)
+        connection = _AgentConnection.start(info, transport, self._registry, self.settings)
+        self._registry.ask(_Register(info, connection), timeout=10)
+        log.info("agent %s (%s %s) connected from %s", info.id, info.type, info.name, info.remote)
+        welcome = gevent.spawn(self._welcome, info, connection)
+        reason = "connection ended"
+        try:
+            while True:
+                connection.tell(_Inbound(transport.read()))
+        except TransportClosed as exc:
+            reason = str(exc)
+        except pykka.ActorDeadError:
+            reason = "connection closed by Kahuna"
+        finally:
+            welcome.kill(block=False)
+            try:
+                connection.tell(_Ended(reason))
+            except pykka.ActorDeadError:
+                pass
+
+    def _welcome(self, info: AgentInfo, connection: pykka.ActorRef) -> None:
+        """Ask the new agent its capabilities, record them, then run the post-connection hook."""
+        try:
+            capabilities = self._call_connection(info, connection, rpc.method(info.type, "Capabilities"), {})
+        except AgentDisconnected:
+            return
+        except Exception as exc:
+            log.warning("agent %s did not answer Capabilities (%s): disconnecting it", info.id, exc)
+            connection.tell(_Close(POLICY_VIOLATION, "Capabilities failed"))
+            return
+        current = self._registry.ask(_SetCapabilities(info.id, connection, capabilities["Version"],
+                                                      tuple(capabilities["Methods"])), timeout=10)
+        if current is not None and self._on_connected is not None:
+            try:
+                self._on_connected(current)
+            except Exception:
+                log.exception("post-connection work for agent %s failed", info.id)
+
+    def connected(self) -> list[AgentInfo]:
+        return self._registry.ask(_ListAgents(), timeout=10)
+
+    def info(self, agent_id: str) -> AgentInfo | None:
+        found = self._registry.ask(_Lookup(agent_id), timeout=10)
+        return found[0] if found else None
+
+    def disconnect(self, agent_id: str, reason: str, code: int = NORMAL) -> bool:
+        return self._registry.ask(_Disconnect(agent_id, code, reason), timeout=10)
+
+    # -- calls -----------------------------------------------------------------------
+
+    def call(self, agent_id: str, method: rpc.Method, params: dict[str, typing.Any] | None = None,
+             timeout: float | None = None) -> dict[str, typing.Any]:
+        """Call *method* on the connected agent *agent_id* and return its result."""
+        found = self._registry.ask(_Lookup(agent_id), timeout=10)
+        if found is None:
+            raise AgentUnavailable(f"agent {agent_id} is not connected")
+        info, connection = found
+        if info.methods and method.name not in info.methods:
+            raise AgentUnavailable(f"agent {info.name} does not serve {method.wire_name}")
+        return self._call_connection(info, connection, method, params or {}, timeout)
+
+    def call_any(self, agent_ids: typing.Iterable[str], method: rpc.Method,
+                 params: dict[str, typing.Any] | None = None, timeout: float | None = None) -> dict[str, typing.Any]:
+        """Call *method* on one connected agent among *agent_ids* that serves it, chosen at random."""
+        eligible = [agent_id for agent_id in agent_ids if self._serves(agent_id, method)]
+        if not eligible:
+            raise AgentUnavailable(f"no connected agent can serve {method.wire_name}")
+        return self.call(random.choice(eligible), method, params, timeout)
+
+    def broadcast(self, agent_ids: typing.Iterable[str], method: rpc.Method,
+                  params: dict[str, typing.Any] | None = None,
+                  timeout: float | None = None) -> dict[str, dict[str, typing.Any] | Exception]:
+        """Call *method* on every agent of *agent_ids* at once; each agent's result or error."""
+        targets = list(dict.fromkeys(agent_ids))
+        calls = {agent_id: gevent.spawn(self._result_or_error, agent_id, method, params, timeout)
+                 for agent_id in targets}
+        gevent.joinall(list(calls.values()))
+        return {agent_id: greenlet.value for agent_id, greenlet in calls.items()}
+
+    def _result_or_error(self, agent_id, method, params, timeout):
+        try:
+            return self.call(agent_id, method, params, timeout)
+        except Exception as exc:  # reported per agent to the caller
+            return exc
+
+    def _serves(self, agent_id: str, method: rpc.Method) -> bool:
+        found = self._registry.ask(_Lookup(agent_id), timeout=10)
+        return found is not None and found[0].type == method.agent_type and method.name in found[0].methods
+
+    def _call_connection(self, info: AgentInfo, connection: pykka.ActorRef, method: rpc.Method,
+                         params: dict[str, typing.Any], timeout: float | None = None) -> dict[str, typing.Any]:
+        call = _Call(method, params)
+        try:
+            connection.tell(call)
+        except pykka.ActorDeadError:
+            raise AgentDisconnected(f"agent {info.name} disconnected") from None
+        limit = method.timeout if timeout is None else timeout
+        try:
+            return call.reply.get(timeout=limit)
+        except gevent.Timeout:
+            call.reply.set_exception(AgentTimeout(f"agent {info.name} did not answer {method.wire_name} "
+                                                  f"within {limit:g}s"))
+            try:
+                connection.tell(_Abandon(call))
+            except pykka.ActorDeadError:
+                pass
+            raise call.reply.exception from None
+
+    # -- upkeep ------------------------------------------------------------------------
+
+    def _tick_forever(self) -> None:
+        while True:
+            gevent.sleep(self.settings.ping_interval)
+            try:
+                self._registry.tell(_TICK)
+            except pykka.ActorDeadError:
+                return
+
+    def stop(self) -> None:
+        self._ticker.kill(block=False)
+        if self._registry.is_alive():
+            self._registry.stop(timeout=10)

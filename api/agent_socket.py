@@ -1,0 +1,60 @@
+"""``GET /ws``: where agents connect. The handshake is checked before the upgrade.
+
+The gate runs in the server's WebSocket handler, before any 101 is sent, so a
+refused agent gets a plain HTTP 400 or 403 (as from the Go Kahuna) and never a
+socket. The accepted connection is then served by the agent plane in the
+request's greenlet, outside Flask: a socket lives for days and needs no request
+context.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from werkzeug.datastructures import EnvironHeaders
+
+from actors import AgentInfo, AgentPlane
+from kahuna.services.agents import AgentService, HandshakeRefused
+
+log = logging.getLogger(__name__)
+
+PATH = "/ws"
+_AGENT = "kahuna.agent"
+_REASONS = {400: "400 Bad Request", 403: "403 Forbidden", 503: "503 Service Unavailable"}
+
+
+class AgentSocket:
+    def __init__(self, agents: AgentService, plane: AgentPlane, accepting: typing.Callable[[], bool] = lambda: True):
+        self.agents = agents
+        self.plane = plane
+        # False on a passive node of an HA pair: agents must go to the active one.
+        self.accepting = accepting
+
+    def gate(self, environ: dict) -> tuple[str, str] | None:
+        """None to let the upgrade happen, or (status, body) to refuse it before the 101."""
+        if environ.get("PATH_INFO") != PATH:
+            return "404 Not Found", "no WebSocket endpoint here\n"
+        if not self.accepting():
+            return _REASONS[503], "Service Unavailable\n"
+        try:
+            environ[_AGENT] = self.agents.authenticate(EnvironHeaders(environ))
+        except HandshakeRefused as refusal:
+            log.warning("refused agent handshake from %s: %s", environ.get("REMOTE_ADDR"), refusal.reason)
+            body = f"Bad Request: {refusal.reason}\n" if refusal.status == 400 else "Forbidden\n"
+            return _REASONS[refusal.status], body
+        except Exception:
+            log.exception("agent handshake failed")
+            return _REASONS[503], "Service Unavailable\n"
+        return None
+
+    def __call__(self, environ: dict, start_response: typing.Callable) -> typing.Iterable[bytes]:
+        websocket = environ.get("wsgi.websocket")
+        agent = environ.get(_AGENT)
+        if websocket is None or agent is None:
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [b'{"status":400,"error":"Bad request (wrong input parameters).",'
+                    b'"reason":"GET /ws expects a WebSocket upgrade from a Kowabunga agent"}']
+        info = AgentInfo(id=agent.id, type=agent.type, name=agent.name, remote=environ.get("REMOTE_ADDR", ""))
+        self.plane.serve(info, websocket)
+        return []

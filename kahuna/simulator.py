@@ -1,0 +1,423 @@
+"""Simulated Kowabunga agents (Kaktus, Kiwi, Kontroller) for tests and benchmarks.
+
+A :class:`SimulatedAgent` speaks the real agents' wire: it dials ``/ws`` with the
+same headers (or the signed handshake), serves the whole RPC catalog of its type
+(:mod:`kahuna.rpc`) from one greenlet per request as the Go agents do, answers
+pings, and keeps in-memory state (domains, volumes, DNS records, NFS exports)
+so that a test can check what Kahuna asked for. Behaviours can be injected:
+delays, failures, requests left unanswered, a connection dropped mid-call.
+
+Requires gevent's monkey patching (the socket is websocket-client's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+import socket
+import typing
+from dataclasses import dataclass, field
+
+import gevent
+import gevent.event
+import gevent.lock
+import websocket
+
+from kahuna import rpc
+from kahuna.services.agents import ID_HEADER, KEY_HEADER, TYPE_HEADER, signed_headers
+
+log = logging.getLogger(__name__)
+
+VERSIONS = {rpc.KAKTUS: "1.0", rpc.KIWI: "1.1", rpc.KONTROLLER: "1.0"}
+INSTANCE_STATES = {
+    rpc.InstanceAction.AUTO_START: "Running", rpc.InstanceAction.START: "Running",
+    rpc.InstanceAction.SOFT_REBOOT: "Running", rpc.InstanceAction.HARD_REBOOT: "Running",
+    rpc.InstanceAction.HARD_SHUTDOWN: "Shutoff", rpc.InstanceAction.SOFT_SHUTDOWN: "Shutoff",
+    rpc.InstanceAction.PM_SUSPEND: "Paused", rpc.InstanceAction.PM_RESUME: "Running",
+}
+TEMPLATE_SIZE = 2 << 30
+
+
+class AgentFault(Exception):
+    """An error the simulated agent answers, as a Go agent answers ``err.Error()``."""
+
+
+class HandshakeFailed(Exception):
+    def __init__(self, status: int):
+        super().__init__(f"handshake refused with HTTP {status}")
+        self.status = status
+
+
+@dataclass
+class Backoff:
+    """Reconnection delays: exponential with full jitter, capped (so a fleet does not reconnect in step)."""
+
+    initial: float = 0.5
+    cap: float = 10.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = random.uniform(0, min(self.cap, self.initial * 2 ** self.attempt))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class Behaviour:
+    delays: dict[str, float] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    # Requests received but never answered (the Go agents do this for unknown methods).
+    silent: set[str] = field(default_factory=set)
+    # Requests on which the agent drops its connection instead of answering.
+    drop_on: set[str] = field(default_factory=set)
+    # False: a hung agent, whose socket stays open but answers nothing, not even pings.
+    answer_pings: bool = True
+
+
+class SimulatedAgent:
+    def __init__(self, url: str, agent_type: str, agent_id: str, api_key: str, *, signed: bool = False,
+                 name: str = ""):
+        self.url = url.rstrip("/") + "/ws"
+        self.type = agent_type
+        self.id = agent_id
+        self.api_key = api_key
+        self.signed = signed
+        self.name = name or agent_id
+        self.behaviour = Behaviour()
+        self.catalog = rpc.CATALOG[agent_type]
+        self.calls: list[tuple[str, dict]] = []
+        self._call_event = gevent.event.Event()
+        self._ws: websocket.WebSocket | None = None
+        self._write_lock = gevent.lock.Semaphore()
+        self._reader: gevent.Greenlet | None = None
+        self._runner: gevent.Greenlet | None = None
+        self.closed = gevent.event.Event()
+        self.close_code: int | None = None
+        self.connections = 0
+        # State, as the agent would hold it.
+        self.node = {"Arch": "x86_64", "Vendor": "AMD", "Model": "EPYC-Milan", "Sockets": 1, "Cores": 32,
+                     "Threads": 64, "Memory": 256 << 30, "GuestEmulator": "/usr/bin/qemu-system-x86_64",
+                     "GuestMachineName": "pc-q35-8.2"}
+        self.pool_stats = {"Allocated": 1 << 40, "Available": 9 << 40, "Capacity": 10 << 40}
+        self.instances: dict[str, dict[str, typing.Any]] = {}
+        self.volumes: dict[tuple[str, str], dict[str, typing.Any]] = {}
+        self.filesystems: dict[str, set[str]] = {"nfs": set()}
+        self.nfs_exports: dict[str, dict[str, typing.Any]] = {}
+        self.dns_zones: set[str] = set()
+        self.dns_records: dict[str, dict[str, list[str]]] = {}
+        self.reloads = 0
+
+    # -- connection ------------------------------------------------------------------
+
+    def handshake_headers(self) -> dict[str, str]:
+        if self.signed:
+            return signed_headers(self.api_key, self.type, self.id, secrets.token_urlsafe(24))
+        return {TYPE_HEADER: self.type, ID_HEADER: self.id, KEY_HEADER: self.api_key}
+
+    def connect(self, timeout: float = 10.0) -> SimulatedAgent:
+        """Dial Kahuna and start serving; :class:`HandshakeFailed` if Kahuna refuses."""
+        try:
+            ws = websocket.create_connection(self.url, header=self.handshake_headers(), timeout=timeout,
+                                             enable_multithread=False, skip_utf8_validation=True)
+        except websocket.WebSocketBadStatusException as exc:
+            raise HandshakeFailed(exc.status_code) from None
+        ws.settimeout(None)
+        self._ws = ws
+        self.closed.clear()
+        self.close_code = None
+        self.connections += 1
+        self._reader = gevent.spawn(self._read_forever, ws)
+        return self
+
+    def close(self, code: int = 1000) -> None:
+        """Close the connection as an agent stopping does (and stop reconnecting)."""
+        if self._runner is not None:
+            self._runner.kill(block=False)
+            self._runner = None
+        ws = self._ws
+        if ws is not None and ws.connected:
+            try:
+                with self._write_lock:
+                    ws.close(status=code, timeout=1)
+            except Exception:  # noqa: S110 - closing anyway
+                pass
+        self._drop()
+
+    def _drop(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            try:
+                ws.shutdown()
+            except Exception:  # noqa: S110
+                pass
+        self.closed.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and not self.closed.is_set()
+
+    def run(self, backoff: Backoff | None = None) -> SimulatedAgent:
+        """Stay connected in the background: reconnect after every loss, with jittered back-off."""
+        backoff = backoff or Backoff()
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.connect()
+                    backoff.reset()
+                    self.closed.wait()
+                except (HandshakeFailed, OSError, websocket.WebSocketException) as exc:
+                    log.debug("agent %s: connection failed: %s", self.id, exc)
+                gevent.sleep(backoff.next_delay())
+
+        self._runner = gevent.spawn(loop)
+        return self
+
+    # -- wire ------------------------------------------------------------------------
+
+    def send_raw(self, data: bytes | str, opcode: int | None = None) -> None:
+        """Send anything (tests of malformed input): bytes as binary, str as text, unless *opcode* says."""
+        if opcode is None:
+            opcode = websocket.ABNF.OPCODE_BINARY if isinstance(data, bytes) else websocket.ABNF.OPCODE_TEXT
+        with self._write_lock:
+            self._ws.send(data, opcode)
+
+    def _read_forever(self, ws: websocket.WebSocket) -> None:
+        pieces: list[bytes] = []
+        try:
+            while True:
+                frame = ws.recv_frame()
+                if frame.opcode == websocket.ABNF.OPCODE_PING:
+                    if self.behaviour.answer_pings:
+                        with self._write_lock:
+                            ws.pong(frame.data)
+                elif frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.close_code = int.from_bytes(frame.data[:2], "big") if len(frame.data) >= 2 else 1005
+                    break
+                elif frame.opcode in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT,
+                                      websocket.ABNF.OPCODE_CONT):
+                    pieces.append(frame.data)
+                    if frame.fin:
+                        message, pieces = b"".join(pieces), []
+                        if frame.opcode != websocket.ABNF.OPCODE_TEXT:
+                            gevent.spawn(self._serve_request, ws, message)
+        except (websocket.WebSocketException, OSError, socket.error, AttributeError):
+            pass
+        finally:
+            if self._ws is ws:
+                self._drop()
+
+    def _serve_request(self, ws: websocket.WebSocket, message: bytes) -> None:
+        try:
+            request = json.loads(message)
+            request_id, wire_name, raw_params = request["id"], request["method"], request["params"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("agent %s: malformed request dropped", self.id)
+            return
+        service, _, name = wire_name.rpartition(".")
+        method = self.catalog.get(name)
+        if service != self.type or method is None or raw_params is None:
+            return  # what the Go agents do: log, and never reply
+        params = method.decode_params(raw_params)
+        self.calls.append((name, params))
+        self._call_event.set()
+        gevent.sleep(self.behaviour.delays.get(name, 0))
+        if name in self.behaviour.drop_on:
+            self._drop()
+            return
+        if name in self.behaviour.silent:
+            return
+        error = self.behaviour.failures.get(name)
+        result: dict[str, typing.Any] = {}
+        if error is None:
+            try:
+                result = getattr(self, f"_rpc_{name}")(params) or {}
+            except AgentFault as fault:
+                error = str(fault)
+        reply = json.dumps({"id": request_id, "result": method.encode_result(result), "error": error}).encode()
+        try:
+            with self._write_lock:
+                ws.send_binary(reply)
+        except (websocket.WebSocketException, OSError, AttributeError):
+            pass
+
+    # -- test helpers ----------------------------------------------------------------
+
+    def calls_of(self, name: str) -> list[dict]:
+        return [params for method, params in self.calls if method == name]
+
+    def wait_for_call(self, name: str, count: int = 1, timeout: float = 10.0) -> dict:
+        """The *count*-th call of *name*, waiting for it (bounded)."""
+        with gevent.Timeout(timeout, AssertionError(f"agent {self.id}: no call #{count} of {name}; "
+                                                    f"got {[m for m, _ in self.calls]}")):
+            while len(self.calls_of(name)) < count:
+                self._call_event.clear()
+                if len(self.calls_of(name)) >= count:
+                    break
+                self._call_event.wait()
+        return self.calls_of(name)[count - 1]
+
+    # -- the catalog: every agent ----------------------------------------------------
+
+    def _rpc_Capabilities(self, _: dict) -> dict:
+        return {"Version": VERSIONS[self.type], "Methods": sorted(self.catalog)}
+
+    # -- Kaktus: instances -------------------------------------------------------------
+
+    def _rpc_NodeCapabilities(self, _: dict) -> dict:
+        return dict(self.node)
+
+    def _instance(self, name: str) -> dict:
+        if name not in self.instances:
+            raise AgentFault(f"virError(Code=42, Domain=10, Message='Domain not found: no domain with matching "
+                             f"name '{name}'')")
+        return self.instances[name]
+
+    def _rpc_CreateInstance(self, p: dict) -> None:
+        if p["Name"] in self.instances:
+            raise AgentFault(f"domain '{p['Name']}' already exists")
+        self.instances[p["Name"]] = {"XML": p["XML"], "State": "Shutoff", "Autostart": False}
+
+    def _rpc_GetInstance(self, p: dict) -> dict:
+        return {"XML": self._instance(p["Name"])["XML"]}
+
+    def _rpc_UpdateInstance(self, p: dict) -> None:
+        self._instance(p["Name"])["XML"] = p["XML"]
+
+    def _rpc_DeleteInstance(self, p: dict) -> None:
+        self._instance(p["Name"])
+        del self.instances[p["Name"]]
+
+    def _rpc_GetInstanceState(self, p: dict) -> dict:
+        state = self._instance(p["Name"])["State"]
+        return {"State": state, "Reason": "Booted" if state == "Running" else "User"}
+
+    def _rpc_InstanceIsRunning(self, p: dict) -> dict:
+        return {"Running": self.instances.get(p["Name"], {}).get("State") in ("Running", "Paused")}
+
+    def _rpc_GetInstanceRemoteConnectionUrl(self, p: dict) -> dict:
+        self._instance(p["Name"])
+        return {"URL": f"spice://127.0.0.1:{5900 + sorted(self.instances).index(p['Name'])}"}
+
+    def _rpc_InstanceOperation(self, p: dict) -> None:
+        instance = self._instance(p["Name"])
+        if p["Action"] not in INSTANCE_STATES:
+            raise AgentFault(f"unsupported instance operation: {p['Action']}")
+        if p["Action"] == rpc.InstanceAction.AUTO_START:
+            instance["Autostart"] = True
+        instance["State"] = INSTANCE_STATES[p["Action"]]
+
+    # -- Kaktus: storage -----------------------------------------------------------------
+
+    def _rpc_GetStoragePoolStats(self, _: dict) -> dict:
+        return dict(self.pool_stats)
+
+    def _new_volume(self, p: dict, **fields: typing.Any) -> None:
+        key = (p["Pool"], p["Volume"])
+        if key in self.volumes:
+            raise AgentFault(f"rbd: volume {p['Volume']} already exists")
+        self.volumes[key] = fields
+
+    def _volume(self, p: dict) -> dict:
+        key = (p["Pool"], p["Volume"])
+        if key not in self.volumes:
+            raise AgentFault("rbd: ret=-2, No such file or directory")
+        return self.volumes[key]
+
+    def _rpc_CreateRawVolume(self, p: dict) -> None:
+        self._new_volume(p, Size=p["Size"], Kind="raw")
+
+    def _rpc_CreateTemplateVolume(self, p: dict) -> dict:
+        self._new_volume(p, Size=TEMPLATE_SIZE, Kind="template", SourceURL=p["SourceURL"])
+        return {"Size": TEMPLATE_SIZE}
+
+    def _rpc_CreateOsVolume(self, p: dict) -> None:
+        if (p["Pool"], p["Template"]) not in self.volumes:
+            raise AgentFault(f"rbd: template {p['Template']} not found")
+        self._new_volume(p, Size=p["Size"], Kind="os", Template=p["Template"])
+
+    def _check_iso(self, p: dict) -> None:
+        if p["Size"] != len(p["Content"]):
+            raise AgentFault(f"mismatch between RBD volume size ({p['Size']}) and content ({len(p['Content'])})")
+
+    def _rpc_CreateIsoVolume(self, p: dict) -> None:
+        self._check_iso(p)
+        self._new_volume(p, Size=p["Size"], Kind="iso", Content=p["Content"])
+
+    def _rpc_UpdateIsoVolume(self, p: dict) -> None:
+        self._check_iso(p)
+        self._volume(p).update(Size=p["Size"], Content=p["Content"])
+
+    def _rpc_GetVolumeInfos(self, p: dict) -> dict:
+        return {"Size": self._volume(p)["Size"]}
+
+    def _rpc_ResizeVolume(self, p: dict) -> None:
+        self._volume(p)["Size"] = p["Size"]
+
+    def _rpc_DeleteVolume(self, p: dict) -> None:
+        self._volume(p)
+        del self.volumes[(p["Pool"], p["Volume"])]
+
+    def _rpc_ListFileSystems(self, _: dict) -> dict:
+        return {"FS": sorted(self.filesystems)}
+
+    def _filesystem(self, name: str) -> set[str]:
+        if name not in self.filesystems:
+            raise AgentFault(f"cephfs: no file system {name}")
+        return self.filesystems[name]
+
+    def _rpc_ListFsSubVolumes(self, p: dict) -> dict:
+        return {"SubVolumes": sorted(self._filesystem(p["FS"]))}
+
+    def _rpc_CreateFsSubVolume(self, p: dict) -> dict:
+        self._filesystem(p["FS"]).add(p["SubVolume"])
+        return {"Path": f"/volumes/_nogroup/{p['SubVolume']}", "BytesUsed": 0}
+
+    def _rpc_DeleteFsSubVolume(self, p: dict) -> None:
+        self._filesystem(p["FS"]).discard(p["SubVolume"])
+
+    def _rpc_CreateNfsBackends(self, p: dict) -> None:
+        self.nfs_exports[p["ID"]] = dict(p)
+
+    def _rpc_UpdateNfsBackends(self, p: dict) -> None:
+        self.nfs_exports[p["ID"]] = dict(p)
+
+    def _rpc_DeleteNfsBackends(self, p: dict) -> None:
+        self.nfs_exports.pop(p["ID"], None)
+
+    # -- Kiwi --------------------------------------------------------------------------
+
+    def _rpc_Reload(self, p: dict) -> None:
+        self.reloads += 1
+        if self.type == rpc.KIWI:
+            self.dns_records = {}
+            for domain in p["Domains"]:
+                for record in domain["Records"]:
+                    if record["Type"] == "A":
+                        self.dns_records.setdefault(domain["Name"], {})[record["Name"]] = record["Addresses"]
+
+    def _rpc_CreateDnsZone(self, p: dict) -> None:
+        self.dns_zones.add(p["Domain"])
+
+    def _rpc_DeleteDnsZone(self, p: dict) -> None:
+        self.dns_zones.discard(p["Domain"])
+
+    def _rpc_CreateDnsRecord(self, p: dict) -> None:
+        records = self.dns_records.setdefault(p["Domain"], {})
+        if p["Entry"] in records:
+            raise AgentFault(f"record {p['Entry']}.{p['Domain']}. already exists")
+        records[p["Entry"]] = p["Addresses"]
+
+    def _rpc_UpdateDnsRecord(self, p: dict) -> None:
+        records = self.dns_records.get(p["Domain"], {})
+        if p["Entry"] not in records:
+            raise AgentFault(f"record {p['Entry']}.{p['Domain']}. does not exist")
+        records[p["Entry"]] = p["Addresses"]
+
+    def _rpc_DeleteDnsRecord(self, p: dict) -> None:
+        self.dns_records.get(p["Domain"], {}).pop(p["Entry"], None)

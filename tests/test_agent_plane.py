@@ -1,0 +1,304 @@
+"""The agent plane: handshakes, the wire, one actor per agent, calls and their failures."""
+
+import json
+import socket
+import time
+
+import gevent
+import kowabunga
+import pytest
+import urllib3
+
+from kahuna import rpc
+from kahuna.errors import AgentCallFailed, AgentDisconnected, AgentTimeout, AgentUnavailable
+from kahuna.services.agents import signed_headers
+from kahuna.simulator import HandshakeFailed, SimulatedAgent
+from tests.deployment import ADMIN_EMAIL, Deployment, expect_error
+
+NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+
+
+def ws_url(deployment):
+    return deployment.base_url.replace("http://", "ws://")
+
+
+def handshake(deployment, headers, path="/ws"):
+    """The status of a raw upgrade request (101 when accepted), on a connection of its own."""
+    host, port = deployment.kahuna.server.address[:2]
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: Upgrade", "Upgrade: websocket",
+             "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             *(f"{name}: {value}" for name, value in headers.items())]
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        status_line = connection.makefile("rb").readline().decode()
+    return int(status_line.split()[1])
+
+
+# -- REST -----------------------------------------------------------------------------
+
+
+def test_agent_records_through_the_sdk(deployment):
+    agents = kowabunga.AgentApi(deployment.admin)
+    kaktus = agents.create_agent(kowabunga.Agent(name="kaktus-1", description="rack 1", type="Kaktus"))
+    kiwi = agents.create_agent(kowabunga.Agent(name="kiwi-1", type="Kiwi"))
+    assert agents.list_agents() == [kaktus.id, kiwi.id]
+    assert agents.read_agent(kaktus.id) == kowabunga.Agent(id=kaktus.id, name="kaktus-1", description="rack 1",
+                                                           type="Kaktus")
+    renamed = agents.update_agent(kaktus.id, kowabunga.Agent(name="kaktus-01", type="Kaktus"))
+    assert renamed.name == "kaktus-01"
+    expect_error(422, agents.update_agent, kaktus.id, kowabunga.Agent(name="kaktus-01", type="Kiwi"))
+    expect_error(409, agents.create_agent, kowabunga.Agent(name="kiwi-1", type="Kaktus"))
+    expect_error(404, agents.read_agent, "0" * 24)
+    response = deployment.http.request("POST", f"{deployment.base_url}/api/v1/agent",
+                                       json={"name": "k", "type": "Kontroller"},
+                                       headers={"X-API-Key": deployment.admin.configuration.api_key["ApiKeyAuth"]})
+    assert response.status == 422  # Kontroller agents are made by Kahuna itself
+    agents.delete_agent(kiwi.id)
+    assert agents.list_agents() == [kaktus.id]
+    user = deployment.create_account("bob")
+    expect_error(403, kowabunga.AgentApi(deployment.login(user)).list_agents)
+
+
+def test_the_key_is_mailed_to_the_administrator_and_stored_as_a_digest(deployment):
+    agent_id, key = deployment.create_agent("kaktus-1")
+    assert len(key) == 64
+    token = kowabunga.TokenApi(deployment.admin).read_api_token(kowabunga.TokenApi(deployment.admin)
+                                                                 .list_api_tokens()[0])
+    assert token.name == "kaktus-1-api-key"
+    assert key not in json.dumps(deployment.kahuna.db.db["token"].find_one({}, {"_id": 0}), default=str)
+    assert deployment.mail.messages(ADMIN_EMAIL)
+
+
+# -- handshakes --------------------------------------------------------------------------
+
+
+def test_handshake_checks_happen_before_the_upgrade(deployment):
+    agent_id, key = deployment.create_agent("kaktus-1")
+    other_id, other_key = deployment.create_agent("kiwi-1", "Kiwi")
+    good = {"X-WS-Kowabunga-Agent": "Kaktus", "X-WS-Kowabunga-Id": agent_id, "X-WS-Kowabunga-Api-Key": key}
+    cases = [
+        ({k: v for k, v in good.items() if k != "X-WS-Kowabunga-Agent"}, 400),
+        ({**good, "X-WS-Kowabunga-Agent": "Kawaii"}, 403),
+        ({k: v for k, v in good.items() if k != "X-WS-Kowabunga-Id"}, 400),
+        ({**good, "X-WS-Kowabunga-Id": "0" * 24}, 403),
+        ({**good, "X-WS-Kowabunga-Id": "not-an-id"}, 403),
+        ({k: v for k, v in good.items() if k != "X-WS-Kowabunga-Api-Key"}, 400),
+        ({**good, "X-WS-Kowabunga-Api-Key": key[:-1] + ("a" if key[-1] != "a" else "b")}, 403),
+        ({**good, "X-WS-Kowabunga-Api-Key": other_key}, 403),
+        ({**good, "X-WS-Kowabunga-Agent": "Kiwi"}, 403),
+        # Header names are case-insensitive, as the Go agents canonicalize them.
+        ({"x-ws-kowabunga-agent": "Kaktus", "X-Ws-Kowabunga-Id": agent_id, "X-WS-KOWABUNGA-API-KEY": key}, 101),
+    ]
+    for headers, status in cases:
+        assert handshake(deployment, headers) == status, headers
+    # Only /ws upgrades; any other path is refused before the 101.
+    assert handshake(deployment, good, path="/api/v1/user") == 404
+    plain = urllib3.request("GET", f"{deployment.base_url}/ws", retries=False)
+    assert plain.status == 400 and plain.json()["status"] == 400
+
+
+def test_an_expired_key_is_refused(deployment):
+    agent_id, key = deployment.create_agent("kaktus-1")
+    deployment.kahuna.db.db["token"].update_one({"parent_id": agent_id},
+                                                {"$set": {"expire": True, "expiration_date": "2020-01-01"}})
+    with pytest.raises(HandshakeFailed) as refused:
+        SimulatedAgent(ws_url(deployment), "Kaktus", agent_id, key).connect()
+    assert refused.value.status == 403
+
+
+def test_signed_handshakes_cannot_be_replayed(deployment):
+    agent_id, key = deployment.create_agent("kaktus-1")
+    agent = SimulatedAgent(ws_url(deployment), "Kaktus", agent_id, key, signed=True).connect()
+    deployment.wait_until(lambda: deployment.kahuna.plane.info(agent_id) is not None)
+    agent.close()
+    headers = signed_headers(key, "Kaktus", agent_id, "n" * 24)
+    assert handshake(deployment, headers) == 101
+    assert handshake(deployment, headers) == 403  # the same nonce again
+    stale = signed_headers(key, "Kaktus", agent_id, "m" * 24, timestamp=int(time.time()) - 3600)
+    assert handshake(deployment, stale) == 403
+    forged = {**signed_headers(key, "Kaktus", agent_id, "o" * 24), "X-WS-Kowabunga-Signature": "0" * 64}
+    assert handshake(deployment, forged) == 403
+    assert "X-WS-Kowabunga-Api-Key" not in headers
+
+
+def test_signed_handshakes_can_be_required(ferretdb, mail_server):
+    deployment = Deployment.start(ferretdb.uri, "kahuna_require_hmac", mail_server,
+                                  **{"global.agents.requireHmac": True})
+    try:
+        agent_id, key = deployment.create_agent("kaktus-1")
+        with pytest.raises(HandshakeFailed):
+            SimulatedAgent(ws_url(deployment), "Kaktus", agent_id, key).connect()
+        SimulatedAgent(ws_url(deployment), "Kaktus", agent_id, key, signed=True).connect()
+        deployment.wait_until(lambda: deployment.kahuna.plane.info(agent_id) is not None)
+    finally:
+        deployment.stop()
+
+
+# -- connection life ----------------------------------------------------------------------
+
+
+def test_connect_asks_capabilities_and_stores_them(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    assert agent.calls[0][0] == "Capabilities"
+    info = deployment.kahuna.plane.info(agent.id)
+    assert (info.type, info.name, info.version) == ("Kaktus", "kaktus-1", "1.0")
+    assert len(info.methods) == 26
+    stored = deployment.kahuna.db.db["agent"].find_one({"name": "kaktus-1"})
+    assert stored["capabilities"]["version"] == "1.0" and "NodeCapabilities" in stored["capabilities"]["methods"]
+
+
+def test_a_reconnect_replaces_the_old_connection(deployment):
+    first = deployment.simulated_agent("kaktus-1")
+    second = SimulatedAgent(ws_url(deployment), "Kaktus", first.id, first.api_key).connect()
+    assert first.closed.wait(5) and first.close_code == 4000
+    deployment.wait_until(lambda: second.calls_of("Capabilities"))
+    assert deployment.kahuna.plane.call(first.id, NODE)["Cores"] == 32
+    assert second.calls_of("NodeCapabilities") and not first.calls_of("NodeCapabilities")
+    # The replaced connection's end did not unregister its successor.
+    gevent.sleep(0.2)
+    assert deployment.kahuna.plane.info(first.id) is not None
+
+
+def test_rotating_or_deleting_the_key_closes_the_socket(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    kowabunga.AgentApi(deployment.admin).set_agent_api_token(agent.id)
+    assert agent.closed.wait(5) and agent.close_code == 4001
+    with pytest.raises(HandshakeFailed) as refused:
+        agent.connect()
+    assert refused.value.status == 403
+    letter = deployment.mail.wait_for(ADMIN_EMAIL, "agent API key", count=2)
+    from tests.mailserver import fact_in
+    agent.api_key = fact_in(letter, "API key")
+    agent.connect()
+    deployment.wait_until(lambda: deployment.kahuna.plane.info(agent.id) is not None)
+    tokens = kowabunga.TokenApi(deployment.admin)
+    tokens.delete_api_token(tokens.list_api_tokens()[0])
+    assert agent.closed.wait(5) and agent.close_code == 4001
+
+
+def test_deleting_the_agent_closes_the_socket(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    kowabunga.AgentApi(deployment.admin).delete_agent(agent.id)
+    assert agent.closed.wait(5)
+    assert kowabunga.TokenApi(deployment.admin).list_api_tokens() == []
+    with pytest.raises(HandshakeFailed):
+        agent.connect()
+
+
+def test_a_silent_agent_is_declared_dead(ferretdb, mail_server):
+    deployment = Deployment.start(ferretdb.uri, "kahuna_dead_agent", mail_server, **{
+        "global.agents.pingIntervalSeconds": 0.1, "global.agents.deadAfterSeconds": 0.5})
+    try:
+        agent = deployment.simulated_agent("kaktus-1")
+        healthy = deployment.simulated_agent("kaktus-2")
+        agent.behaviour.answer_pings = False
+        assert agent.closed.wait(10) and agent.close_code == 4002
+        deployment.wait_until(lambda: deployment.kahuna.plane.info(agent.id) is None)
+        # The one that answers pings stays.
+        gevent.sleep(1)
+        assert healthy.connected and deployment.kahuna.plane.info(healthy.id) is not None
+    finally:
+        deployment.stop()
+
+
+# -- calls --------------------------------------------------------------------------------
+
+
+def test_calls_carry_pascal_case_fields_and_results(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    plane = deployment.kahuna.plane
+    plane.call(agent.id, rpc.method("Kaktus", "CreateRawVolume"), {"Pool": "rbd", "Volume": "v1", "Size": 1 << 30})
+    assert agent.volumes[("rbd", "v1")]["Size"] == 1 << 30
+    content = b"cloud-init"
+    plane.call(agent.id, rpc.method("Kaktus", "CreateIsoVolume"),
+               {"Pool": "rbd", "Volume": "v1-ci", "Size": len(content), "Content": content})
+    assert agent.volumes[("rbd", "v1-ci")]["Content"] == content
+    assert plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": "v1"}) == \
+        {"Size": 1 << 30}
+    with pytest.raises(AgentCallFailed, match="No such file"):
+        plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": "nope"})
+    with pytest.raises(AgentUnavailable, match="not connected"):
+        plane.call("0" * 24, NODE)
+
+
+def test_one_request_at_a_time_per_agent(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    agent.behaviour.delays["NodeCapabilities"] = 0.1
+    in_flight = []
+    original = agent._serve_request
+
+    def watch(ws, message):
+        in_flight.append(1)
+        assert len(in_flight) == 1, "two requests in flight to one agent"
+        try:
+            original(ws, message)
+        finally:
+            in_flight.pop()
+
+    agent._serve_request = watch
+    calls = [gevent.spawn(deployment.kahuna.plane.call, agent.id, NODE) for _ in range(5)]
+    gevent.joinall(calls, raise_error=True)
+    assert all(call.value["Cores"] == 32 for call in calls)
+
+
+def test_fan_out_to_several_agents(deployment):
+    agents = [deployment.simulated_agent(f"kiwi-{n}", "Kiwi") for n in range(3)]
+    agents[2].behaviour.failures["CreateDnsRecord"] = "zone is read-only"
+    results = deployment.kahuna.plane.broadcast(
+        [a.id for a in agents], rpc.method("Kiwi", "CreateDnsRecord"),
+        {"Domain": "acme.internal", "Entry": "web", "Addresses": ["10.0.0.5"]})
+    assert results[agents[0].id] == {} and results[agents[1].id] == {}
+    assert isinstance(results[agents[2].id], AgentCallFailed)
+    assert agents[0].dns_records == {"acme.internal": {"web": ["10.0.0.5"]}}
+    chosen = deployment.kahuna.plane.call_any([a.id for a in agents], rpc.method("Kiwi", "CreateDnsZone"),
+                                              {"Domain": "z.internal"})
+    assert chosen == {} and sum("z.internal" in a.dns_zones for a in agents) == 1
+    with pytest.raises(AgentUnavailable):
+        deployment.kahuna.plane.call_any([a.id for a in agents], NODE)  # no Kiwi serves a Kaktus method
+
+
+def test_a_call_times_out_and_the_agent_stays_usable(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    agent.behaviour.silent.add("GetInstanceState")
+    with pytest.raises(AgentTimeout, match="did not answer Kaktus.GetInstanceState"):
+        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "x"},
+                                     timeout=0.3)
+    assert deployment.kahuna.plane.call(agent.id, NODE)["Arch"] == "x86_64"
+
+
+def test_a_disconnect_mid_call_fails_the_caller_at_once(deployment):
+    agent = deployment.simulated_agent("kaktus-1")
+    agent.behaviour.drop_on.add("GetInstanceState")
+    started = time.monotonic()
+    with pytest.raises(AgentDisconnected):
+        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "x"},
+                                     timeout=30)
+    assert time.monotonic() - started < 30  # failed on the disconnect, not on the timeout
+    deployment.wait_until(lambda: deployment.kahuna.plane.info(agent.id) is None)
+
+
+def test_malformed_frames_harm_no_one(deployment):
+    noisy = deployment.simulated_agent("kaktus-1")
+    other = deployment.simulated_agent("kaktus-2")
+    for garbage in ("text frame", b"\xff\xfe not json", b'{"no":"id"}', b'{"id":999,"result":{},"error":null}',
+                    b"[1,2,3]"):
+        noisy.send_raw(garbage)
+    assert deployment.kahuna.plane.call(noisy.id, NODE)["Cores"] == 32
+    assert deployment.kahuna.plane.call(other.id, NODE)["Cores"] == 32
+    for _ in range(25):
+        noisy.send_raw(b"garbage")
+    assert noisy.closed.wait(5) and noisy.close_code == 1008
+    assert deployment.kahuna.plane.call(other.id, NODE)["Cores"] == 32
+
+
+def test_an_oversized_message_closes_only_that_agent(ferretdb, mail_server):
+    deployment = Deployment.start(ferretdb.uri, "kahuna_big_message", mail_server,
+                                  **{"global.agents.maxMessageBytes": 4096})
+    try:
+        big = deployment.simulated_agent("kaktus-1")
+        other = deployment.simulated_agent("kaktus-2")
+        big.send_raw(b"x" * 10000)
+        assert big.closed.wait(5) and big.close_code == 1009
+        assert deployment.kahuna.plane.call(other.id, NODE)["Cores"] == 32
+    finally:
+        deployment.stop()
