@@ -86,12 +86,7 @@ def test_a_disabled_users_key_is_refused(deployment):
 
 
 def test_an_agent_key_is_not_accepted_on_the_rest_api(deployment):
-    from kahuna import credentials
-
-    key = credentials.generate_api_key()
-    deployment.kahuna.db.tokens.insert({"name": "kaktus-1-api-key", "description": "", "parent_type": "agent",
-                                        "parent_id": "5f0000000000000000000001", "expire": False,
-                                        "expiration_date": None, "api_key_sha256": credentials.digest(key)})
+    _, key = deployment.create_agent("kaktus-1")
     expect_error(401, kowabunga.ProjectApi(deployment.client(api_key=key)).list_projects)
 
 

@@ -16,7 +16,7 @@ from kahuna import credentials
 from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.rpc import AgentGateway
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, Document, object_id
 
 USER = "user"
 AGENT = "agent"
@@ -75,11 +75,15 @@ class TokenService:
     def delete(self, token_id: str) -> None:
         token = self.db.tokens.get(token_id)
         self.db.tokens.delete(token_id)
+        self.db.api_keys.delete_many({"_id": token.get("api_key_sha256")})
         if token["parent_type"] == AGENT:
             self.agents.disconnect(token["parent_id"], "API key revoked", KEY_REVOKED)
 
     def delete_for(self, parent_type: str, parent_id: str) -> None:
-        self.db.tokens.delete_many({"parent_type": parent_type, "parent_id": parent_id})
+        token = self.token_of(parent_type, parent_id)
+        if token is not None:
+            self.db.tokens.delete_many({"_id": token["_id"]})
+            self.db.api_keys.delete_many({"_id": token.get("api_key_sha256")})
 
     def token_of(self, parent_type: str, parent_id: str) -> Document | None:
         return self.db.tokens.find_one({"parent_type": parent_type, "parent_id": parent_id})
@@ -117,21 +121,33 @@ class TokenService:
             key = credentials.generate_api_key()
             # Mail first: if the relay is down the old key keeps working and nothing is lost.
             self.mailer.send(letter(key))
-            fields = {"api_key_sha256": credentials.digest(key), **expiry}
-            existing = self.token_of(parent_type, parent_id)
-            if existing:
-                return self.db.tokens.update(existing["_id"], fields)
-            return self.db.tokens.insert({"name": name, "description": "", "parent_type": parent_type,
-                                          "parent_id": parent_id, **fields})
+            digest = credentials.digest(key)
+            token = self.token_of(parent_type, parent_id)
+            if token is None:
+                token = self.db.tokens.insert({"name": name, "description": "", "parent_type": parent_type,
+                                               "parent_id": parent_id, "api_key_sha256": digest, **expiry})
+            else:
+                previous = token["api_key_sha256"]
+                token = self.db.tokens.update(token["_id"], {"api_key_sha256": digest, **expiry})
+                self.db.api_keys.delete_many({"_id": previous})
+            self.db.api_keys.insert({"_id": digest, "token_id": str(token["_id"])})
+            return token
 
         return self.serializer.run(f"token:{parent_type}:{parent_id}", rotate)
 
     # -- checking keys -------------------------------------------------------------
 
     def find_by_key(self, key: str, parent_type: str) -> Document:
-        """The token of a presented key, or :class:`Unauthorized`."""
-        token = self.db.tokens.find_one({"api_key_sha256": credentials.digest(key)})
-        if token is None or token["parent_type"] != parent_type:
+        """The token of a presented key, or :class:`Unauthorized`.
+
+        Two lookups by ``_id`` (the key's digest, then its token): the only lookups every
+        MongoDB-wire server indexes, FerretDB's SQLite backend included. The token must
+        still hold that digest, so a key left behind by an interrupted rotation is void.
+        """
+        digest = credentials.digest(key)
+        entry = self.db.api_keys.find_one({"_id": digest})
+        token = self.db.tokens.find_one({"_id": object_id(entry["token_id"], "token")}) if entry else None
+        if token is None or token.get("api_key_sha256") != digest or token["parent_type"] != parent_type:
             raise Unauthorized("invalid API key")
         if has_expired(token):
             raise Unauthorized("API key has expired")

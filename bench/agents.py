@@ -1,0 +1,126 @@
+"""Agents at scale: memory per connection, connect rate, RPC round trips under load.
+
+Kahuna runs in this process (on a private FerretDB) so that calls can be timed at
+the source; the simulated agents run in a second process (bench.swarm). All on
+loopback. Prints a table.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gevent
+
+from bson import ObjectId
+
+from kahuna import credentials, rpc
+from kahuna.config import Config
+from kahuna.daemon import Kahuna
+from kahuna.storage import schema, utcnow
+from kahuna.storage.embedded import EmbeddedFerretDB
+
+NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+
+
+def rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def provision(kahuna: Kahuna, count: int) -> list[tuple[str, str]]:
+    """Agents and keys written in bulk, in the documents the services write (the API path is one
+    request per agent plus an e-mail, and is not what this bench measures)."""
+    db = kahuna.db
+    now = utcnow()
+    agents, tokens, keys, result = [], [], [], []
+    for n in range(count):
+        agent_id, token_id, key = ObjectId(), ObjectId(), credentials.generate_api_key()
+        digest = credentials.digest(key)
+        common = {"created_at": now, "updated_at": now, "schema_version": schema.CURRENT_VERSION}
+        agents.append({"_id": agent_id, "name": f"kaktus-{n:05d}", "description": "", "type": rpc.KAKTUS, **common})
+        tokens.append({"_id": token_id, "name": f"kaktus-{n:05d}-api-key", "description": "", "parent_type": "agent",
+                       "parent_id": str(agent_id), "api_key_sha256": digest, "expire": False,
+                       "expiration_date": None, **common})
+        keys.append({"_id": digest, "token_id": str(token_id), **common})
+        result.append((str(agent_id), key))
+    for documents, batch in ((db.agents, agents), (db.tokens, tokens), (db.api_keys, keys)):
+        for start in range(0, len(batch), 1000):
+            documents.collection.insert_many(batch[start:start + 1000], ordered=False)
+    return result
+
+
+def timed_calls(kahuna: Kahuna, agent_ids: list[str], calls: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+
+    def worker(share: int) -> None:
+        for _ in range(share):
+            started = time.perf_counter()
+            kahuna.plane.call(random.choice(agent_ids), NODE)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    gevent.joinall([gevent.spawn(worker, calls // concurrency) for _ in range(concurrency)], raise_error=True)
+    return latencies
+
+
+def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    with tempfile.TemporaryDirectory() as scratch:
+        ferret = EmbeddedFerretDB(Path(scratch) / "db").start()
+        config = Config().with_overrides({"global.db.uri": ferret.uri, "global.db.name": "bench",
+                                          "global.logLevel": "WARNING"})
+        kahuna = Kahuna.start(config)
+        server = kahuna.listen("127.0.0.1", 0)
+        try:
+            provisioned = provision(kahuna, agent_count)
+            agents_file = Path(scratch) / "agents.txt"
+            agents_file.write_text("".join(f"{i} {k}\n" for i, k in provisioned))
+            gevent.sleep(0.5)
+            baseline = rss_mib()
+            swarm = subprocess.Popen(
+                [sys.executable, "-m", "bench.swarm", "--url", f"ws://127.0.0.1:{server.address[1]}",
+                 "--agents", str(agents_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            started = time.monotonic()
+            deadline = started + 600
+            while len(kahuna.plane.connected()) < agent_count and time.monotonic() < deadline:
+                gevent.sleep(0.2)
+            connect_seconds = time.monotonic() - started
+            connected = kahuna.plane.connected()
+            welcomed = [a.id for a in connected if a.methods]
+            gevent.sleep(1)
+            loaded = rss_mib()
+            ids = [a.id for a in connected]
+            sequential = timed_calls(kahuna, ids, calls // 2, 1)
+            concurrent = timed_calls(kahuna, ids, calls, 50)
+            swarm.stdin.close()
+            swarm_line = swarm.stdout.readline().strip()
+            swarm.wait(timeout=120)
+        finally:
+            kahuna.stop()
+            ferret.stop()
+    per_connection = (loaded - baseline) * 1024 / max(1, len(connected))
+    return [
+        ("agents connected / asked", f"{len(connected)} / {agent_count} ({len(welcomed)} capability-probed)"),
+        ("swarm report", swarm_line),
+        ("connect rate", f"{len(connected) / connect_seconds:,.0f} agents/s ({connect_seconds:.1f} s)"),
+        ("Kahuna RSS before / with agents", f"{baseline:,.0f} MiB / {loaded:,.0f} MiB"),
+        ("RSS per connected agent", f"{per_connection:,.1f} KiB"),
+        ("RPC round trip, 1 caller", f"p50 {statistics.median(sequential):.2f} ms, "
+                                     f"p99 {percentile(sequential, 0.99):.2f} ms ({len(sequential)} calls)"),
+        ("RPC round trip, 50 callers", f"p50 {statistics.median(concurrent):.2f} ms, "
+                                       f"p99 {percentile(concurrent, 0.99):.2f} ms ({len(concurrent)} calls)"),
+    ]

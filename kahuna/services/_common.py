@@ -1,0 +1,50 @@
+"""Helpers shared by the services of objects that have parents and children."""
+
+from __future__ import annotations
+
+import typing
+
+from bson import ObjectId
+
+from kahuna.errors import Conflict, NotFound, Unprocessable
+from kahuna.storage import Database, Document
+
+
+def refuse_if_children(db: Database, parent: Document, what: str,
+                       children: typing.Iterable[tuple[str, str, str]]) -> None:
+    """409 when any (collection, parent field, label) still holds a child of *parent*."""
+    parent_id = str(parent["_id"])
+    held = [label for collection, field, label in children
+            if db.db[collection].find_one({field: parent_id}, {"_id": 1})]
+    if held:
+        raise Conflict(f"{what} {parent['name']} still has {', '.join(held)}: delete them first")
+
+
+def child_of(documents, child_id: str, parent_field: str, parent_id: str) -> Document:
+    """The child *child_id*, which must belong to *parent_id* (404 otherwise)."""
+    child = documents.get(child_id)
+    if child.get(parent_field) != parent_id:
+        raise NotFound(f"{documents.kind} {child_id} does not belong to this parent")
+    return child
+
+
+def agents_of_type(db: Database, agent_ids: list[str], agent_type: str) -> list[str]:
+    """*agent_ids* de-duplicated; 422 naming any that is unknown or not a *agent_type* agent."""
+    wanted = list(dict.fromkeys(agent_ids))
+    found = {str(a["_id"]): a["type"] for a in db.agents.find(
+        {"_id": {"$in": [ObjectId(i) for i in wanted if ObjectId.is_valid(i)]}}, projection={"type": 1})}
+    wrong = [i for i in wanted if found.get(i) != agent_type]
+    if wrong:
+        raise Unprocessable(f"not {agent_type} agent(s): {', '.join(wrong)}")
+    return wanted
+
+
+def set_default_if_none(documents, parent_id: str, field: str, child_id: str) -> None:
+    """Make *child_id* the parent's default *field* unless it has one (atomic, so two creations cannot both win)."""
+    documents.collection.update_one(
+        {"_id": ObjectId(parent_id), "$or": [{field: {"$exists": False}}, {field: ""}, {field: None}]},
+        {"$set": {field: child_id}})
+
+
+def clear_default(documents, parent_id: str, field: str, child_id: str) -> None:
+    documents.collection.update_one({"_id": ObjectId(parent_id), field: child_id}, {"$set": {field: ""}})

@@ -1,0 +1,122 @@
+"""Kaktus (compute and storage nodes) and Kiwi (network gateways), with what their agents report."""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from kahuna import rpc
+from kahuna.errors import AgentError
+from kahuna.rpc import AgentGateway
+from kahuna.services._common import agents_of_type, refuse_if_children
+from kahuna.storage import Database, Document
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CPU_OVERCOMMIT = 3
+DEFAULT_MEMORY_OVERCOMMIT = 2
+NO_CAPABILITIES = {"cpu": {"arch": "", "model": "", "vendor": "", "sockets": 0, "cores": 0, "threads": 0},
+                   "memory": 0}
+
+
+def _cost(value: dict[str, typing.Any] | None) -> dict[str, typing.Any]:
+    value = value or {}
+    return {"price": float(value.get("price") or 0.0), "currency": value.get("currency") or "EUR"}
+
+
+class KaktusService:
+    def __init__(self, db: Database, gateway: AgentGateway):
+        self.db = db
+        self.gateway = gateway
+
+    def list_ids(self, zone_id: str | None = None) -> list[str]:
+        if zone_id is not None:
+            self.db.zones.get(zone_id)
+            return self.db.kaktuses.ids({"zone_id": zone_id})
+        return self.db.kaktuses.ids()
+
+    def get(self, kaktus_id: str) -> Document:
+        return self.db.kaktuses.get(kaktus_id)
+
+    def _fields(self, fields: dict[str, typing.Any]) -> dict[str, typing.Any]:
+        return {
+            "name": fields["name"],
+            "description": fields.get("description", ""),
+            "cpu_cost": _cost(fields.get("cpu_cost")),
+            "memory_cost": _cost(fields.get("memory_cost")),
+            "overcommit_cpu_ratio": fields.get("overcommit_cpu_ratio") or DEFAULT_CPU_OVERCOMMIT,
+            "overcommit_memory_ratio": fields.get("overcommit_memory_ratio") or DEFAULT_MEMORY_OVERCOMMIT,
+            "agent_ids": agents_of_type(self.db, fields["agent_ids"], rpc.KAKTUS),
+        }
+
+    def create(self, zone_id: str, fields: dict[str, typing.Any]) -> Document:
+        zone = self.db.zones.get(zone_id)
+        return self.db.kaktuses.insert({"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
+                                        "capabilities": NO_CAPABILITIES},
+                                       conflict=f"zone already has a Kaktus named {fields['name']}")
+
+    def update(self, kaktus_id: str, fields: dict[str, typing.Any]) -> Document:
+        updated = self.db.kaktuses.update(kaktus_id, self._fields(fields),
+                                          conflict=f"zone already has a Kaktus named {fields['name']}")
+        self._scan_kaktus(updated)
+        return updated
+
+    def delete(self, kaktus_id: str) -> None:
+        refuse_if_children(self.db, self.get(kaktus_id), "Kaktus", (("instance", "kaktus_id", "instances"),))
+        self.db.kaktuses.delete(kaktus_id)
+
+    def capabilities(self, kaktus_id: str) -> dict[str, typing.Any]:
+        return self.get(kaktus_id).get("capabilities") or NO_CAPABILITIES
+
+    def instance_ids(self, kaktus_id: str) -> list[str]:
+        self.get(kaktus_id)
+        return [str(doc["_id"]) for doc in self.db.db["instance"].find({"kaktus_id": kaktus_id}, {"_id": 1})]
+
+    # -- what the agents report ----------------------------------------------------------
+
+    def on_agent_connected(self, agent_id: str) -> None:
+        """A Kaktus agent connected: read the node's capabilities for every Kaktus it serves."""
+        for kaktus in self.db.kaktuses.find({"agent_ids": agent_id}):
+            self._scan_kaktus(kaktus, agent_id)
+
+    def _scan_kaktus(self, kaktus: Document, agent_id: str | None = None) -> None:
+        method = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+        try:
+            node = self.gateway.call(agent_id, method) if agent_id else \
+                self.gateway.call_any(kaktus["agent_ids"], method)
+        except AgentError as exc:
+            log.info("Kaktus %s not scanned: %s", kaktus["name"], exc.reason)
+            return
+        capabilities = {"cpu": {"arch": node["Arch"], "model": node["Model"], "vendor": node["Vendor"],
+                                "sockets": node["Sockets"], "cores": node["Cores"], "threads": node["Threads"]},
+                        "memory": node["Memory"]}
+        self.db.kaktuses.update(kaktus["_id"], {"capabilities": capabilities})
+
+
+class KiwiService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def list_ids(self, region_id: str | None = None) -> list[str]:
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return self.db.kiwis.ids({"region_id": region_id})
+        return self.db.kiwis.ids()
+
+    def get(self, kiwi_id: str) -> Document:
+        return self.db.kiwis.get(kiwi_id)
+
+    def create(self, region_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
+        self.db.regions.get(region_id)
+        return self.db.kiwis.insert({"region_id": region_id, "name": name, "description": description,
+                                     "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
+                                    conflict=f"region already has a Kiwi named {name}")
+
+    def update(self, kiwi_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
+        return self.db.kiwis.update(kiwi_id, {"name": name, "description": description,
+                                              "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
+                                    conflict=f"region already has a Kiwi named {name}")
+
+    def delete(self, kiwi_id: str) -> None:
+        self.get(kiwi_id)
+        self.db.kiwis.delete(kiwi_id)

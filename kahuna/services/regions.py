@@ -1,0 +1,70 @@
+"""Regions and their zones."""
+
+from __future__ import annotations
+
+from kahuna.services._common import child_of, refuse_if_children
+from kahuna.storage import Database, Document
+
+REGION_CHILDREN = (("zone", "region_id", "zones"), ("kiwi", "region_id", "Kiwis"),
+                   ("vnet", "region_id", "virtual networks"), ("storage_pool", "region_id", "storage pools"),
+                   ("nfs", "region_id", "NFS storages"), ("dns_record", "region_id", "DNS records"))
+
+
+class RegionService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def list_ids(self) -> list[str]:
+        return self.db.regions.ids()
+
+    def get(self, region_id: str) -> Document:
+        return self.db.regions.get(region_id)
+
+    def create(self, name: str, description: str, domain: str) -> Document:
+        return self.db.regions.insert({"name": name, "description": description, "domain": domain,
+                                       "defaults": {"pool_id": "", "nfs_id": ""}})
+
+    def update(self, region_id: str, name: str, description: str, domain: str) -> Document:
+        return self.db.regions.update(region_id, {"name": name, "description": description, "domain": domain})
+
+    def delete(self, region_id: str) -> None:
+        refuse_if_children(self.db, self.get(region_id), "region", REGION_CHILDREN)
+        self.db.regions.delete(region_id)
+
+    def children(self, region_id: str, documents) -> list[str]:
+        """IDs of the region's objects held in *documents* (zones, Kiwis, pools…), oldest first."""
+        self.get(region_id)
+        return documents.ids({"region_id": region_id})
+
+    def set_default(self, region_id: str, field: str, documents, child_id: str) -> None:
+        """Make a pool or NFS storage of this region its default (404 if it is another region's)."""
+        self.get(region_id)
+        child_of(documents, child_id, "region_id", region_id)
+        self.db.regions.update(region_id, {f"defaults.{field}": child_id})
+
+    def zone_count(self, region_id: str) -> int:
+        return self.db.zones.count({"region_id": region_id})
+
+
+class ZoneService:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def list_ids(self) -> list[str]:
+        return self.db.zones.ids()
+
+    def get(self, zone_id: str) -> Document:
+        return self.db.zones.get(zone_id)
+
+    def create(self, region_id: str, name: str, description: str) -> Document:
+        self.db.regions.get(region_id)
+        return self.db.zones.insert({"region_id": region_id, "name": name, "description": description},
+                                    conflict=f"region already has a zone named {name}")
+
+    def update(self, zone_id: str, name: str, description: str) -> Document:
+        return self.db.zones.update(zone_id, {"name": name, "description": description},
+                                    conflict=f"region already has a zone named {name}")
+
+    def delete(self, zone_id: str) -> None:
+        refuse_if_children(self.db, self.get(zone_id), "zone", (("kaktus", "zone_id", "Kaktus nodes"),))
+        self.db.zones.delete(zone_id)
