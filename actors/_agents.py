@@ -392,6 +392,11 @@ class AgentPlane:
         found = self._registry.ask(_Lookup(agent_id), timeout=10)
         return found[0] if found else None
 
+    def connected_ids(self, agent_ids: typing.Iterable[str]) -> list[str]:
+        """Those of *agent_ids* that are connected now."""
+        connected = {info.id for info in self.connected()}
+        return [agent_id for agent_id in agent_ids if agent_id in connected]
+
     def disconnect(self, agent_id: str, reason: str, code: int = NORMAL) -> bool:
         return self._registry.ask(_Disconnect(agent_id, code, reason), timeout=10)
 

@@ -12,6 +12,8 @@ from kahuna.errors import Unprocessable
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
+#: A DNS domain of at least two labels (the Go Kahuna's rule).
+DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+\.?$", re.IGNORECASE)
 #: Locally administered prefix of the MACs Kahuna generates (the Go Kahuna's).
 MAC_PREFIX = "da:1e:70"
 _MAC_HEX = re.compile(r"^[0-9a-f]{12}$")

@@ -266,6 +266,8 @@ class AgentGateway(typing.Protocol):
 
     def disconnect(self, agent_id: str, reason: str, code: int = 1000) -> bool: ...
 
+    def connected_ids(self, agent_ids: typing.Iterable[str]) -> list[str]: ...
+
 
 class InstanceAction:
     """``InstanceOperation.Action`` values (Go iota order)."""

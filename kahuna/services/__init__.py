@@ -9,9 +9,14 @@ from kahuna import credentials
 from kahuna.config import Config
 from kahuna.credentials import PasswordHasher
 from kahuna.mail import Mailer
-from kahuna.rpc import AgentGateway
+from kahuna.rpc import KAKTUS, KIWI, AgentGateway
 from kahuna.services.access_control import AccessControl
 from kahuna.services.agents import AgentService
+from kahuna.services.dns import DnsService
+from kahuna.services.networks import AdapterService, SubnetService, VNetService
+from kahuna.services.nodes import KaktusService, KiwiService
+from kahuna.services.regions import RegionService, ZoneService
+from kahuna.services.storage_pools import NfsService, PoolService, TemplateService
 from kahuna.services.projects import ProjectService
 from kahuna.services.sessions import SessionService
 from kahuna.services.teams import TeamService
@@ -37,6 +42,17 @@ class Services:
     projects: ProjectService
     access: AccessControl
     agents: AgentService
+    regions: RegionService
+    zones: ZoneService
+    kaktuses: KaktusService
+    kiwis: KiwiService
+    pools: PoolService
+    nfs: NfsService
+    templates: TemplateService
+    vnets: VNetService
+    subnets: SubnetService
+    adapters: AdapterService
+    dns: DnsService
 
 
 def build_services(config: Config, db: Database, mailer: Mailer, serializer: Serializer,
@@ -51,9 +67,22 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
                         datetime.timedelta(hours=g.accounts.registrationLinkHours),
                         datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes))
     teams = TeamService(db)
-    projects = ProjectService(db, teams, g.bootstrap.user, g.bootstrap.pubkey)
+    subnets = SubnetService(db)
+    dns = DnsService(db, gateway)
+    projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey)
     access_control = AccessControl(db, g.apiKey, tokens, sessions, projects)
     agents = AgentService(db, tokens, gateway, g.agents.hmacWindowSeconds, g.agents.requireHmac)
+    kaktuses = KaktusService(db, gateway)
+    pools = PoolService(db, gateway)
+
+    def kaktus_connected(agent_id: str) -> None:
+        kaktuses.on_agent_connected(agent_id)
+        pools.on_agent_connected(agent_id)
+
+    agents.connection_hooks.update({KAKTUS: kaktus_connected, KIWI: dns.on_agent_connected})
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
-                    access=access_control, agents=agents)
+                    access=access_control, agents=agents, regions=RegionService(db), zones=ZoneService(db),
+                    kaktuses=kaktuses, kiwis=KiwiService(db), pools=pools, nfs=NfsService(db),
+                    templates=TemplateService(db, pools), vnets=VNetService(db), subnets=subnets,
+                    adapters=AdapterService(db, serializer), dns=dns)

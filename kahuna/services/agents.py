@@ -87,6 +87,8 @@ class AgentService:
         self.gateway = gateway
         self.hmac_window = hmac_window
         self.require_hmac = require_hmac
+        # Agent type -> what to do when one of its agents connects (scan a Kaktus, reload a Kiwi…).
+        self.connection_hooks: dict[str, typing.Callable[[str], None]] = {}
 
     # -- records ---------------------------------------------------------------------
 
@@ -124,10 +126,17 @@ class AgentService:
         return self.tokens.rotate_agent_key(self.get(agent_id), expire, expiration_date)
 
     def on_connected(self, agent_id: str, agent_type: str, version: str, methods: typing.Sequence[str]) -> None:
-        """An agent connected and told its capabilities: record them."""
-        self.db.agents.collection.update_one(
-            {"_id": ObjectId(agent_id)},
-            {"$set": {"capabilities": {"version": version, "methods": list(methods)}, "connected_at": utcnow()}})
+        """An agent connected and told its capabilities: record them if they changed, then run its type's hook.
+
+        Writing only on change matters: after a restart or a failover every agent reconnects at
+        once, and their capabilities are what they were.
+        """
+        capabilities = {"version": version, "methods": list(methods)}
+        self.db.agents.collection.update_one({"_id": ObjectId(agent_id), "capabilities": {"$ne": capabilities}},
+                                             {"$set": {"capabilities": capabilities}})
+        hook = self.connection_hooks.get(agent_type)
+        if hook is not None:
+            hook(agent_id)
 
     # -- handshakes ---------------------------------------------------------------------
 

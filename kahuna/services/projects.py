@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import typing
 
 from kahuna.access import Identity
 from kahuna.errors import Conflict, Forbidden, Unprocessable
+from kahuna.network import DOMAIN, expand_ranges
+from kahuna.services.dns import DnsService
+from kahuna.services.networks import SubnetService
 from kahuna.services.teams import TeamService
 from kahuna.storage import Database, Document
 
-DOMAIN = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+\.?$", re.IGNORECASE)
 QUOTA_FIELDS = ("vcpus", "memory", "storage", "instances")
 NO_QUOTAS = dict.fromkeys(QUOTA_FIELDS, 0)
 
@@ -18,10 +19,17 @@ NO_QUOTAS = dict.fromkeys(QUOTA_FIELDS, 0)
 OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record")
 
 
+#: Prefix length of the private subnet reserved per region when ?subnetSize is not given.
+DEFAULT_SUBNET_SIZE = 26
+
+
 class ProjectService:
-    def __init__(self, db: Database, teams: TeamService, default_bootstrap_user: str, default_bootstrap_pubkey: str):
+    def __init__(self, db: Database, teams: TeamService, subnets: SubnetService, dns: DnsService,
+                 default_bootstrap_user: str, default_bootstrap_pubkey: str):
         self.db = db
         self.teams = teams
+        self.subnets = subnets
+        self.dns = dns
         self.default_bootstrap_user = default_bootstrap_user
         self.default_bootstrap_pubkey = default_bootstrap_pubkey
 
@@ -70,9 +78,9 @@ class ProjectService:
         if domain and not DOMAIN.match(domain):
             raise Unprocessable(f"invalid domain name {domain!r}: expected a name such as project.acme.com")
         team_ids = self.db.teams.existing_ids(fields["team_ids"])
-        region_ids = self._regions(fields["region_ids"], subnet_size)
+        region_ids = self.db.regions.existing_ids(fields["region_ids"])
         self._require_own_team(identity, team_ids)
-        return self.db.projects.insert({
+        project = self.db.projects.insert({
             "name": fields["name"],
             "description": fields.get("description", ""),
             "domain": domain,
@@ -85,8 +93,42 @@ class ProjectService:
             "team_ids": team_ids,
             "region_ids": region_ids,
             "private_subnets": [],
+            "zone_gateways": {},
             "reserved_vrrp_ids": [],
         })
+        # Reserve the networks, then create the DNS zone; on any failure undo all of it.
+        try:
+            networks = self._reserve_networks(project, region_ids, subnet_size or DEFAULT_SUBNET_SIZE)
+            project = self.db.projects.update(project["_id"], networks)
+            self.dns.create_zone(project)
+        except BaseException:
+            self._release_networks(project)
+            self.db.projects.delete(project["_id"])
+            raise
+        return project
+
+    def _reserve_networks(self, project: Document, region_ids: list[str], size: int) -> dict[str, typing.Any]:
+        """A private subnet per region, and a gateway address per zone taken from its gateway pool."""
+        project_id = str(project["_id"])
+        private_subnets = list(project.get("private_subnets", []))
+        gateways = dict(project.get("zone_gateways", {}))
+        for region_id in region_ids:
+            subnet = self.subnets.reserve_private(region_id, size, project_id)
+            private_subnets.append({"key": region_id, "value": str(subnet["_id"])})
+            pool = expand_ranges(subnet.get("gw_pool", []))
+            zones = sorted(self.db.zones.find({"region_id": region_id}, projection={"name": 1}),
+                           key=lambda zone: zone["name"])
+            if len(pool) < len(zones):
+                self.subnets.release(str(subnet["_id"]), project_id)
+                raise Unprocessable(f"subnet {subnet['name']} has {len(pool)} gateway address(es) for "
+                                    f"{len(zones)} zones")
+            gateways.update({str(zone["_id"]): address for zone, address in zip(zones, pool, strict=False)})
+        return {"private_subnets": private_subnets, "zone_gateways": gateways}
+
+    def _release_networks(self, project: Document) -> None:
+        project_id = str(project["_id"])
+        for subnet in self.db.subnets.find({"project_id": project_id}, projection={"_id": 1}):
+            self.subnets.release(str(subnet["_id"]), project_id)
 
     def update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
         project = self.db.projects.get(project_id)
@@ -97,10 +139,10 @@ class ProjectService:
             raise Unprocessable("a project's domain cannot be changed")
         team_ids = self.db.teams.existing_ids(fields["team_ids"])
         self._require_own_team(identity, team_ids)
-        added_regions = [r for r in fields["region_ids"] if r not in project.get("region_ids", [])]
-        region_ids = project.get("region_ids", []) + self._regions(added_regions, None)
-        removed = [r for r in region_ids if r not in fields["region_ids"]]
-        if removed:
+        added_regions = self.db.regions.existing_ids(
+            [r for r in fields["region_ids"] if r not in project.get("region_ids", [])])
+        region_ids = project.get("region_ids", []) + added_regions
+        if [r for r in region_ids if r not in fields["region_ids"]]:
             raise Unprocessable("regions cannot be removed from a project")
         changes = {
             "name": fields["name"],
@@ -114,6 +156,9 @@ class ProjectService:
         for optional in ("root_password", "bootstrap_user", "bootstrap_pubkey"):
             if fields.get(optional):
                 changes[optional] = fields[optional]
+        if added_regions:
+            sizes = [self.db.subnets.get(entry["value"])["prefix_length"] for entry in project["private_subnets"]]
+            changes.update(self._reserve_networks(project, added_regions, max(sizes, default=DEFAULT_SUBNET_SIZE)))
         return self.db.projects.update(project_id, changes)
 
     def delete(self, project_id: str) -> None:
@@ -121,7 +166,10 @@ class ProjectService:
         owned = [c for c in OWNED_COLLECTIONS if self.db.db[c].find_one({"project_id": project_id}, {"_id": 1})]
         if owned:
             raise Conflict(f"project still owns {', '.join(owned)} object(s): delete them first")
+        project = self.db.projects.get(project_id)
         self.db.projects.delete(project_id)
+        self._release_networks(project)
+        self.dns.delete_zone(project)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -130,7 +178,3 @@ class ProjectService:
             return
         if not set(team_ids) & set(self.teams.team_ids_of(identity.user_id or "")):
             raise Unprocessable("the project must keep at least one of your own teams, or you could not reach it")
-
-    def _regions(self, region_ids: list[str], subnet_size: int | None) -> list[str]:
-        # Private subnets are reserved per region once regions and subnets exist (Infrastructure API).
-        return self.db.regions.existing_ids(region_ids)
