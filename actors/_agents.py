@@ -231,7 +231,10 @@ class _AgentConnection(pykka.ThreadingActor):
                 call.reply.set_exception(error)
         self._in_flight = None
         self._queue.clear()
-        self._registry.tell(_Unregister(self._info.id, self.actor_ref))
+        try:
+            self._registry.tell(_Unregister(self._info.id, self.actor_ref))
+        except pykka.ActorDeadError:
+            pass  # the plane is stopping
         self.stop()
 
 

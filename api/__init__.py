@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import agents, errors, pages, projects, teams, tokens, users
+from api import agents, errors, networks, nodes, pages, projects, records, regions, storage, teams, tokens, users, zones
 from api.agent_socket import PATH as AGENT_SOCKET_PATH
 from api.agent_socket import AgentSocket
 from kahuna import API_VERSION
@@ -21,7 +21,11 @@ from kahuna.errors import KahunaError
 from kahuna.services import Services
 
 API_PREFIX = "/api/v1"
-RESOURCE_BLUEPRINTS = (users.blp, teams.blp, tokens.blp, projects.blp, agents.blp)
+RESOURCE_BLUEPRINTS = (
+    users.blp, teams.blp, tokens.blp, projects.blp, agents.blp, regions.blp, zones.blp, nodes.kaktus_blp,
+    nodes.kiwi_blp, storage.pool_blp, storage.nfs_blp, storage.template_blp, networks.vnet_blp,
+    networks.subnet_blp, networks.adapter_blp, records.blp,
+)
 
 __all__ = ["API_PREFIX", "AgentSocket", "create_app"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, identity, services
+from api.schemas.infrastructure import DnsRecordSchema
 from api.schemas.projects import CostSchema, ProjectResourcesSchema, ProjectSchema, SubnetSizeQuerySchema
 
 blp = Blueprint("project", __name__, description="Projects (tenants) and what they own.")
@@ -60,3 +61,23 @@ class ProjectUsage(MethodView):
     @blp.response(200, ProjectResourcesSchema)
     def get(self, projectId):
         return services().projects.usage(projectId)
+
+
+@blp.route("/project/<projectId>/record")
+class ProjectRecord(MethodView):
+    @blp.operation("CreateProjectDnsRecord")
+    @blp.arguments(DnsRecordSchema)
+    @blp.response(201, DnsRecordSchema)
+    def post(self, record, projectId):
+        project = services().projects.get(projectId)
+        return services().dns.create("project_id", project, project.get("domain", ""), record["name"],
+                                     record["description"], record["addresses"])
+
+
+@blp.route("/project/<projectId>/records")
+class ProjectRecords(MethodView):
+    @blp.operation("ListProjectDnsRecords")
+    @blp.ids_response()
+    def get(self, projectId):
+        services().projects.get(projectId)
+        return services().dns.list_ids("project_id", projectId)

@@ -253,13 +253,16 @@ class SimulatedAgent:
 
     def wait_for_call(self, name: str, count: int = 1, timeout: float = 10.0) -> dict:
         """The *count*-th call of *name*, waiting for it (bounded)."""
-        with gevent.Timeout(timeout, AssertionError(f"agent {self.id}: no call #{count} of {name}; "
-                                                    f"got {[m for m, _ in self.calls]}")):
-            while len(self.calls_of(name)) < count:
-                self._call_event.clear()
-                if len(self.calls_of(name)) >= count:
-                    break
-                self._call_event.wait()
+        try:
+            with gevent.Timeout(timeout):
+                while len(self.calls_of(name)) < count:
+                    self._call_event.clear()
+                    if len(self.calls_of(name)) >= count:
+                        break
+                    self._call_event.wait()
+        except gevent.Timeout:
+            raise AssertionError(f"agent {self.id}: no call #{count} of {name} within {timeout}s; "
+                                 f"got {[method for method, _ in self.calls]}") from None
         return self.calls_of(name)[count - 1]
 
     # -- the catalog: every agent ----------------------------------------------------

@@ -83,6 +83,6 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
                     access=access_control, agents=agents, regions=RegionService(db), zones=ZoneService(db),
-                    kaktuses=kaktuses, kiwis=KiwiService(db), pools=pools, nfs=NfsService(db),
+                    kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns), pools=pools, nfs=NfsService(db),
                     templates=TemplateService(db, pools), vnets=VNetService(db), subnets=subnets,
                     adapters=AdapterService(db, serializer), dns=dns)

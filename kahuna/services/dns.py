@@ -154,11 +154,19 @@ class DnsService:
             try:
                 self.gateway.call(agent_id, _kiwi("Reload"),
                                   {"Domains": [{"Name": name, "Records": entries} for name, entries in domains.items()]})
-                for record in records:
+            except AgentError as exc:
+                log.warning("Kiwi agent %s not reloaded: %s", agent_id, exc.reason)
+                return
+            for record in records:
+                try:
                     self.gateway.call(agent_id, _kiwi("CreateDnsRecord"), {
                         "Domain": record["domain"], "Entry": record["name"], "Addresses": record["addresses"]})
-            except AgentError as exc:
-                log.warning("Kiwi agent %s not resynchronized: %s", agent_id, exc.reason)
+                except AgentCallFailed as exc:
+                    # An agent whose Reload did install the record says it exists: nothing to do.
+                    log.debug("record %s.%s not replayed: %s", record["name"], record["domain"], exc.reason)
+                except AgentError as exc:
+                    log.warning("Kiwi agent %s not resynchronized: %s", agent_id, exc.reason)
+                    return
 
     def _records_of_region(self, region_id: str) -> list[Document]:
         project_ids = self.db.projects.ids({"region_ids": region_id})

@@ -9,6 +9,7 @@ from kahuna import rpc
 from kahuna.errors import AgentError
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import agents_of_type, refuse_if_children
+from kahuna.services.dns import DnsService
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,15 @@ class KaktusService:
 
     def create(self, zone_id: str, fields: dict[str, typing.Any]) -> Document:
         zone = self.db.zones.get(zone_id)
-        return self.db.kaktuses.insert({"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
-                                        "capabilities": NO_CAPABILITIES},
-                                       conflict=f"zone already has a Kaktus named {fields['name']}")
+        kaktus = self.db.kaktuses.insert({"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
+                                          "capabilities": NO_CAPABILITIES},
+                                         conflict=f"zone already has a Kaktus named {fields['name']}")
+        return self._scan_kaktus(kaktus)
 
     def update(self, kaktus_id: str, fields: dict[str, typing.Any]) -> Document:
         updated = self.db.kaktuses.update(kaktus_id, self._fields(fields),
                                           conflict=f"zone already has a Kaktus named {fields['name']}")
-        self._scan_kaktus(updated)
-        return updated
+        return self._scan_kaktus(updated)
 
     def delete(self, kaktus_id: str) -> None:
         refuse_if_children(self.db, self.get(kaktus_id), "Kaktus", (("instance", "kaktus_id", "instances"),))
@@ -79,23 +80,26 @@ class KaktusService:
         for kaktus in self.db.kaktuses.find({"agent_ids": agent_id}):
             self._scan_kaktus(kaktus, agent_id)
 
-    def _scan_kaktus(self, kaktus: Document, agent_id: str | None = None) -> None:
+    def _scan_kaktus(self, kaktus: Document, agent_id: str | None = None) -> Document:
+        """Store what the node's agent reports; the Kaktus as stored afterwards (unchanged if no agent answers)."""
         method = rpc.method(rpc.KAKTUS, "NodeCapabilities")
         try:
             node = self.gateway.call(agent_id, method) if agent_id else \
                 self.gateway.call_any(kaktus["agent_ids"], method)
         except AgentError as exc:
             log.info("Kaktus %s not scanned: %s", kaktus["name"], exc.reason)
-            return
+            return kaktus
         capabilities = {"cpu": {"arch": node["Arch"], "model": node["Model"], "vendor": node["Vendor"],
                                 "sockets": node["Sockets"], "cores": node["Cores"], "threads": node["Threads"]},
                         "memory": node["Memory"]}
-        self.db.kaktuses.update(kaktus["_id"], {"capabilities": capabilities})
+        return self.db.kaktuses.update(kaktus["_id"], {"capabilities": capabilities})
 
 
 class KiwiService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, gateway: AgentGateway, dns: DnsService):
         self.db = db
+        self.gateway = gateway
+        self.dns = dns
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
         if region_id is not None:
@@ -108,14 +112,23 @@ class KiwiService:
 
     def create(self, region_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
         self.db.regions.get(region_id)
-        return self.db.kiwis.insert({"region_id": region_id, "name": name, "description": description,
+        kiwi = self.db.kiwis.insert({"region_id": region_id, "name": name, "description": description,
                                      "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
                                     conflict=f"region already has a Kiwi named {name}")
+        self._synchronize(kiwi)
+        return kiwi
 
     def update(self, kiwi_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
-        return self.db.kiwis.update(kiwi_id, {"name": name, "description": description,
+        kiwi = self.db.kiwis.update(kiwi_id, {"name": name, "description": description,
                                               "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
                                     conflict=f"region already has a Kiwi named {name}")
+        self._synchronize(kiwi)
+        return kiwi
+
+    def _synchronize(self, kiwi: Document) -> None:
+        """Agents already connected get the DNS data of the Kiwi they now serve."""
+        for agent_id in self.gateway.connected_ids(kiwi["agent_ids"]):
+            self.dns.on_agent_connected(agent_id)
 
     def delete(self, kiwi_id: str) -> None:
         self.get(kiwi_id)

@@ -1,0 +1,202 @@
+"""The infrastructure API through the SDK, on a realistic topology served by simulated agents."""
+
+import gevent
+import kowabunga as k
+import pytest
+
+from tests import topology
+from tests.deployment import expect_error
+
+
+@pytest.fixture
+def platform(deployment):
+    return topology.build(deployment)
+
+
+def test_the_topology_reads_back(platform):
+    api = platform.api
+    regions = k.RegionApi(api)
+    west, east = platform.regions["eu-west"], platform.regions["eu-east"]
+    assert regions.list_regions() == [west.id, east.id]
+    assert regions.read_region(west.id) == k.Region(id=west.id, name="eu-west", description="",
+                                                    domain="west.acme.internal")
+    assert regions.list_region_zones(west.id) == [platform.zones["a"].id, platform.zones["b"].id]
+    assert regions.list_region_kiwis(east.id) == [platform.kiwis["eu-east"].id]
+    assert regions.list_region_storage_pools(west.id) == [platform.pools["eu-west"].id]
+    assert len(regions.list_region_v_nets(west.id)) == 2
+    assert k.ZoneApi(api).list_zone_kaktuses(platform.zones["c"].id) == [platform.kaktuses["c"].id]
+    kaktus = k.KaktusApi(api).read_kaktus(platform.kaktuses["a"].id)
+    assert (kaktus.overcommit_cpu_ratio, kaktus.overcommit_memory_ratio) == (3, 2)  # the contract's defaults
+    assert kaktus.cpu_cost == k.Cost(price=500.0, currency="EUR")
+    vnet = k.VnetApi(api).read_v_net(platform.vnets["eu-west-private"].id)
+    assert (vnet.vlan, vnet.interface, vnet.private) == (100, "br100", True)
+    subnet = k.SubnetApi(api).read_subnet(platform.subnets["eu-west-0"].id)
+    assert (subnet.cidr, subnet.dns, subnet.application) == ("10.50.0.0/26", "10.50.0.1", "user")
+    assert k.VnetApi(api).list_v_net_subnets(platform.vnets["eu-west-private"].id)[0] == subnet.id
+
+
+def test_kaktus_capabilities_come_from_its_agent(platform):
+    caps = k.KaktusApi(platform.api).read_kaktus_caps(platform.kaktuses["b"].id)
+    assert caps == k.KaktusCaps(cpu=k.KaktusCPU(arch="x86_64", model="EPYC-Milan", vendor="AMD", sockets=1,
+                                                cores=32, threads=64), memory=256 << 30)
+    assert platform.agents["kaktus-b"].calls_of("NodeCapabilities")
+    # The pool was scanned too.
+    pool = platform.deployment.kahuna.db.db["storage_pool"].find_one({"region_id": platform.regions["eu-west"].id})
+    assert pool["stats"]["capacity"] == 10 << 40
+
+
+def test_names_are_unique_within_their_parent(platform):
+    regions = k.RegionApi(platform.api)
+    expect_error(409, regions.create_zone, platform.regions["eu-west"].id, k.Zone(name="a"))
+    assert regions.create_zone(platform.regions["eu-east"].id, k.Zone(name="a")).name == "a"
+    expect_error(409, regions.create_region, k.Region(name="eu-west", domain="x.acme.internal"))
+    # A clash on PUT is a 422: the contract lists no 409 for updates.
+    expect_error(422, k.ZoneApi(platform.api).update_zone, platform.zones["b"].id, k.Zone(name="a"))
+
+
+def test_unknown_parents_and_ids_are_404(platform):
+    unknown = "0" * 24
+    expect_error(404, k.RegionApi(platform.api).create_zone, unknown, k.Zone(name="z"))
+    expect_error(404, k.ZoneApi(platform.api).create_kaktus, unknown, k.Kaktus(name="x", agents=[]))
+    expect_error(404, k.VnetApi(platform.api).create_subnet, unknown,
+                 k.Subnet(name="s", cidr="10.9.0.0/24", gateway="10.9.0.1"))
+    expect_error(404, k.SubnetApi(platform.api).create_adapter, unknown, k.Adapter(name="nic"))
+    expect_error(404, k.PoolApi(platform.api).read_storage_pool, unknown)
+    expect_error(404, k.RecordApi(platform.api).read_dns_record, unknown)
+
+
+def test_parents_with_children_are_not_deleted(platform):
+    expect_error(409, k.RegionApi(platform.api).delete_region, platform.regions["eu-west"].id)
+    expect_error(409, k.ZoneApi(platform.api).delete_zone, platform.zones["a"].id)
+    expect_error(409, k.VnetApi(platform.api).delete_v_net, platform.vnets["eu-west-private"].id)
+    subnet = platform.subnets["eu-west-0"].id
+    k.SubnetApi(platform.api).create_adapter(subnet, k.Adapter(name="nic"), assign_ip=True)
+    expect_error(409, k.SubnetApi(platform.api).delete_subnet, subnet)
+    # A childless zone goes.
+    extra = k.RegionApi(platform.api).create_zone(platform.regions["eu-east"].id, k.Zone(name="d"))
+    k.ZoneApi(platform.api).delete_zone(extra.id)
+    expect_error(404, k.ZoneApi(platform.api).read_zone, extra.id)
+
+
+def test_defaults_follow_the_first_child_and_stay_in_their_region(platform):
+    regions = k.RegionApi(platform.api)
+    west, east = platform.regions["eu-west"].id, platform.regions["eu-east"].id
+    second = regions.create_storage_pool(west, k.StoragePool(name="hdd", pool="rbd-hdd", agents=[]))
+    stored = platform.deployment.kahuna.db.regions.get(west)
+    assert stored["defaults"]["pool_id"] == platform.pools["eu-west"].id
+    regions.set_region_default_storage_pool(west, second.id)
+    assert platform.deployment.kahuna.db.regions.get(west)["defaults"]["pool_id"] == second.id
+    expect_error(404, regions.set_region_default_storage_pool, west, platform.pools["eu-east"].id)
+    nfs = regions.create_storage_nfs(east, k.StorageNFS(name="share", endpoint="nfs.east.acme.internal",
+                                                        backends=["10.60.0.10"]))
+    assert (nfs.fs, nfs.port) == ("nfs", 54934)
+    assert regions.list_region_storage_nfss(east) == [nfs.id]
+    k.PoolApi(platform.api).delete_storage_pool(second.id)
+    assert platform.deployment.kahuna.db.regions.get(west)["defaults"]["pool_id"] == ""
+
+
+@pytest.mark.parametrize("subnet, words", [
+    (k.Subnet(name="s", cidr="10.70.0.0/33", gateway="10.70.0.1"), "invalid CIDR"),
+    (k.Subnet(name="s", cidr="8.8.8.0/24", gateway="8.8.8.1"), "not a private range"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.71.0.1"), "gateway 10.71.0.1 is not part"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.70.0.1",
+              reserved=[k.IpRange(first="10.70.0.10", last="10.70.1.10")]), "not part of subnet"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.70.0.1",
+              reserved=[k.IpRange(first="10.70.0.10", last="10.70.0.5")]), "ends before it starts"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.70.0.1",
+              gw_pool=[k.IpRange(first="10.70.0.10", last="10.70.0.10")]), "fewer than the region's 2 zone"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.70.0.1", dns="dns.example"), "invalid DNS server"),
+    (k.Subnet(name="s", cidr="10.70.0.0/24", gateway="10.70.0.1", extra_routes=["nowhere"]), "invalid extra route"),
+])
+def test_subnet_validation(platform, subnet, words):
+    body = expect_error(422, k.VnetApi(platform.api).create_subnet, platform.vnets["eu-west-private"].id, subnet)
+    assert words in body["reason"]
+
+
+def test_vnet_validation(platform):
+    api = platform.api
+    response = platform.deployment.http.request(
+        "POST", f"{platform.deployment.base_url}/api/v1/region/{platform.regions['eu-west'].id}/vnet",
+        json={"name": "v", "interface": "br9", "vlan": 5000},
+        headers={"X-API-Key": api.configuration.api_key["ApiKeyAuth"]})
+    assert response.status == 422 and "vlan" in response.json()["reason"]
+    expect_error(422, k.VnetApi(api).update_v_net, platform.vnets["eu-west-private"].id,
+                 k.VNet(name="private", interface="br100", private=False))
+
+
+def test_addresses_are_allocated_lowest_first_and_never_twice(platform):
+    subnets = k.SubnetApi(platform.api)
+    subnet = platform.subnets["eu-west-1"]  # 10.50.0.64/26: gateway .65, reserved .66-.69, gw pool .70-.71
+    first = subnets.create_adapter(subnet.id, k.Adapter(name="nic-0"), assign_ip=True)
+    assert first.addresses == ["10.50.0.72"] and first.mac.startswith("da:1e:70:")
+    created = [gevent.spawn(subnets.create_adapter, subnet.id, k.Adapter(name=f"nic-{n}"), assign_ip=True)
+               for n in range(1, 21)]
+    gevent.joinall(created, raise_error=True)
+    addresses = [first.addresses[0]] + [g.value.addresses[0] for g in created]
+    assert len(set(addresses)) == 21
+    assert sorted(addresses, key=lambda a: int(a.rsplit(".", 1)[1])) == [f"10.50.0.{n}" for n in range(72, 93)]
+    assert len(subnets.list_subnet_adapters(subnet.id)) == 21
+
+
+def test_adapter_validation(platform):
+    subnets, adapters = k.SubnetApi(platform.api), k.AdapterApi(platform.api)
+    subnet = platform.subnets["eu-west-2"].id  # 10.50.0.128/26
+    nic = subnets.create_adapter(subnet, k.Adapter(name="nic", mac="AA-BB-CC-00-11-22", addresses=["10.50.0.140"]))
+    assert nic.mac == "aa:bb:cc:00:11:22"
+    for adapter, words in ((k.Adapter(name="x", addresses=["10.50.1.140"]), "not part of subnet"),
+                           (k.Adapter(name="x", addresses=["10.50.0.140"]), "already in use"),
+                           (k.Adapter(name="x", addresses=["10.50.0.129"]), "already in use"),  # the gateway
+                           (k.Adapter(name="x", mac="aa:bb:cc:00:11:22"), "already used"),
+                           (k.Adapter(name="x", mac="not-a-mac"), "invalid MAC")):
+        body = expect_error(422, subnets.create_adapter, subnet, adapter)
+        assert words in body["reason"], body
+    updated = adapters.update_adapter(nic.id, k.Adapter(name="nic", addresses=["10.50.0.141"]))
+    assert updated.addresses == ["10.50.0.141"] and updated.mac == "aa:bb:cc:00:11:22"
+    adapters.delete_adapter(nic.id)
+    assert subnets.list_subnet_adapters(subnet) == []
+
+
+def test_templates_are_made_by_a_pool_agent(platform):
+    pools = k.PoolApi(platform.api)
+    pool = platform.pools["eu-east"].id
+    template = pools.create_template(pool, k.Template(name="debian-12", source="https://images.example/debian.qcow2"))
+    assert template.os == "linux"
+    agent = platform.agents["kaktus-c"]
+    assert agent.calls_of("CreateTemplateVolume") == [
+        {"Pool": "rbd-ssd", "Volume": "debian-12", "SourceURL": "https://images.example/debian.qcow2"}]
+    assert ("rbd-ssd", "debian-12") in agent.volumes
+    assert pools.list_storage_pool_templates(pool) == [template.id]
+    expect_error(409, pools.create_template, pool, k.Template(name="debian-12", source="https://images.example/x"))
+    expect_error(422, pools.create_template, pool, k.Template(name="bad", source="file:///etc/passwd"))
+    k.TemplateApi(platform.api).delete_template(template.id)
+    assert ("rbd-ssd", "debian-12") not in agent.volumes
+    assert k.TemplateApi(platform.api).list_templates() == []
+
+
+def test_an_offline_pool_agent_leaves_nothing_behind(platform):
+    platform.agents["kaktus-c"].close()
+    platform.deployment.wait_until(
+        lambda: platform.deployment.kahuna.plane.info(platform.agents["kaktus-c"].id) is None)
+    body = expect_error(422, k.PoolApi(platform.api).create_template, platform.pools["eu-east"].id,
+                        k.Template(name="debian-12", source="https://images.example/debian.qcow2"))
+    assert "no connected agent" in body["reason"]
+    assert k.TemplateApi(platform.api).list_templates() == []
+
+
+def test_nodes_accept_only_agents_of_their_type(platform):
+    body = expect_error(422, k.ZoneApi(platform.api).create_kaktus, platform.zones["a"].id,
+                        k.Kaktus(name="k-x", agents=[platform.agents["kiwi-west-1"].id]))
+    assert "not Kaktus agent" in body["reason"]
+    expect_error(422, k.RegionApi(platform.api).create_kiwi, platform.regions["eu-west"].id,
+                 k.Kiwi(name="kw", agents=["0" * 24]))
+
+
+def test_users_read_regions_and_zones_only(platform):
+    bob = platform.deployment.create_account("bob")
+    client = platform.deployment.login(bob)
+    assert k.RegionApi(client).list_regions() == [platform.regions["eu-west"].id, platform.regions["eu-east"].id]
+    assert k.ZoneApi(client).read_zone(platform.zones["a"].id).name == "a"
+    expect_error(403, k.RegionApi(client).create_region, k.Region(name="mine", domain="mine.example"))
+    expect_error(403, k.KaktusApi(client).read_kaktus, platform.kaktuses["a"].id)
+    expect_error(403, k.RegionApi(client).list_region_zones, platform.regions["eu-west"].id)
+    expect_error(403, k.SubnetApi(client).list_subnets)
