@@ -200,3 +200,88 @@ def test_users_read_regions_and_zones_only(platform):
     expect_error(403, k.KaktusApi(client).read_kaktus, platform.kaktuses["a"].id)
     expect_error(403, k.RegionApi(client).list_region_zones, platform.regions["eu-west"].id)
     expect_error(403, k.SubnetApi(client).list_subnets)
+
+
+def test_every_remaining_operation_round_trips(platform):
+    """Reads, updates and deletions of each kind, through the SDK, that the tests above do not already do."""
+    api = platform.api
+    regions, zones, kaktus, kiwis = k.RegionApi(api), k.ZoneApi(api), k.KaktusApi(api), k.KiwiApi(api)
+    pools, nfss, templates = k.PoolApi(api), k.NfsApi(api), k.TemplateApi(api)
+    vnets, subnets, adapters = k.VnetApi(api), k.SubnetApi(api), k.AdapterApi(api)
+    east = platform.regions["eu-east"].id
+
+    region = regions.update_region(east, k.Region(name="eu-east", description="Frankfurt",
+                                                  domain="east.acme.internal"))
+    assert region.description == "Frankfurt"
+    assert zones.list_zones() == [platform.zones[z].id for z in "abc"]
+    zone = zones.update_zone(platform.zones["c"].id, k.Zone(name="c", description="hall C"))
+    assert zone.description == "hall C"
+
+    assert kaktus.list_kaktuss() == [platform.kaktuses[z].id for z in "abc"]
+    node = kaktus.update_kaktus(platform.kaktuses["c"].id, k.Kaktus(
+        name="k-c", agents=[platform.agents["kaktus-c"].id], overcommit_cpu_ratio=4,
+        cpu_cost=k.Cost(price=600, currency="EUR"), memory_cost=k.Cost(price=300, currency="EUR")))
+    assert (node.overcommit_cpu_ratio, node.cpu_cost.price) == (4, 600.0)
+    assert kaktus.list_kaktus_instances(node.id) == []
+
+    assert kiwis.list_kiwis() == [platform.kiwis["eu-west"].id, platform.kiwis["eu-east"].id]
+    assert kiwis.read_kiwi(platform.kiwis["eu-east"].id).agents == [platform.agents["kiwi-east-1"].id]
+    assert kiwis.update_kiwi(platform.kiwis["eu-east"].id, k.Kiwi(name="kiwi-east", agents=[])).agents == []
+
+    assert pools.list_storage_pools() == [platform.pools["eu-west"].id, platform.pools["eu-east"].id]
+    pool = pools.update_storage_pool(platform.pools["eu-east"].id, k.StoragePool(
+        name="ssd", pool="rbd-ssd", ceph_address="10.60.0.3", agents=[platform.agents["kaktus-c"].id]))
+    assert (pool.ceph_address, pool.ceph_port) == ("10.60.0.3", 3300)
+    assert pools.read_storage_pool(pool.id).ceph_address == "10.60.0.3"
+    assert pools.list_storage_pool_volumes(pool.id) == []
+    first = pools.create_template(pool.id, k.Template(name="debian", source="https://images.example/debian.img"))
+    second = pools.create_template(pool.id, k.Template(name="alma", os="linux",
+                                                       source="https://images.example/alma.img"))
+    pools.set_storage_pool_default_template(pool.id, second.id)
+    assert platform.deployment.kahuna.db.pools.get(pool.id)["defaults"]["template_id"] == second.id
+    expect_error(404, pools.set_storage_pool_default_template, platform.pools["eu-west"].id, second.id)
+    assert sorted(templates.list_templates()) == sorted([first.id, second.id])
+    renamed = templates.update_template(first.id, k.Template(name="debian-12", os="linux", source="ignored"))
+    assert templates.read_template(first.id).name == renamed.name == "debian-12"
+
+    nfs = regions.create_storage_nfs(east, k.StorageNFS(name="share", endpoint="nfs.east", backends=["10.60.0.10"]),
+                                     pool_id=pool.id)
+    other = regions.create_storage_nfs(east, k.StorageNFS(name="share-2", endpoint="nfs2.east"))
+    regions.set_region_default_storage_nfs(east, other.id)
+    assert platform.deployment.kahuna.db.regions.get(east)["defaults"]["nfs_id"] == other.id
+    assert nfss.list_storage_nfss() == [nfs.id, other.id]
+    assert nfss.update_storage_nfs(nfs.id, k.StorageNFS(name="share", endpoint="nfs.east", port=2049)).port == 2049
+    assert nfss.read_storage_nfs(nfs.id).fs == "nfs"
+    assert nfss.list_storage_nfs_kylos(nfs.id) == []
+    expect_error(422, regions.create_storage_nfs, east, k.StorageNFS(name="x", endpoint="e", backends=["nope"]))
+    nfss.delete_storage_nfs(other.id)
+    expect_error(409, pools.delete_storage_pool, pool.id)  # still holds templates and an NFS storage
+
+    assert len(vnets.list_v_nets()) == 4
+    private = platform.vnets["eu-east-private"].id
+    assert vnets.update_v_net(private, k.VNet(name="lan", vlan=200, interface="br200")).vlan == 200
+    vnets.set_v_net_default_subnet(private, platform.subnets["eu-east-1"].id)
+    assert platform.deployment.kahuna.db.vnets.get(private)["defaults"]["subnet_id"] == platform.subnets["eu-east-1"].id
+    assert len(subnets.list_subnets()) == 10
+    subnet = subnets.update_subnet(platform.subnets["eu-east-3"].id, k.Subnet(
+        name="vpc-3", cidr="10.60.0.192/26", gateway="10.60.0.193", dns="10.60.0.2", extra_routes=["10.0.0.0/8"],
+        gw_pool=[k.IpRange(first="10.60.0.250", last="10.60.0.250")]))
+    assert (subnet.dns, subnet.extra_routes) == ("10.60.0.2", ["10.0.0.0/8"])
+    expect_error(422, subnets.update_subnet, subnet.id, k.Subnet(name="vpc-3", cidr="10.60.1.0/26",
+                                                                  gateway="10.60.1.1"))
+    nic = subnets.create_adapter(subnet.id, k.Adapter(name="router", reserved=True), assign_ip=True)
+    assert adapters.list_adapters() == [nic.id]
+    assert adapters.read_adapter(nic.id).reserved is True
+
+    for delete, object_id in ((adapters.delete_adapter, nic.id), (subnets.delete_subnet, subnet.id),
+                              (templates.delete_template, first.id), (templates.delete_template, second.id),
+                              (nfss.delete_storage_nfs, nfs.id), (pools.delete_storage_pool, pool.id),
+                              (kaktus.delete_kaktus, node.id), (kiwis.delete_kiwi, platform.kiwis["eu-east"].id)):
+        delete(object_id)
+    for subnet_name in ("eu-east-0", "eu-east-1", "eu-east-2", "eu-east-public"):
+        subnets.delete_subnet(platform.subnets[subnet_name].id)
+    vnets.delete_v_net(private)
+    vnets.delete_v_net(platform.vnets["eu-east-public"].id)
+    zones.delete_zone(platform.zones["c"].id)
+    regions.delete_region(east)
+    assert regions.list_regions() == [platform.regions["eu-west"].id]
