@@ -26,6 +26,10 @@ _ERROR_DESCRIPTIONS = {
 }
 
 
+#: Operations that count attempts and answer 429 past their limits (kahuna.services.throttling).
+THROTTLED_OPERATIONS = ("Login", "ResetPassword")
+
+
 def services() -> Services:
     return current_app.extensions["kahuna"]
 
@@ -77,6 +81,10 @@ class Blueprint(flask_smorest.Blueprint):
             method = view.__name__.upper()
             for status in DOCUMENTED_ERRORS.get(method, ()):
                 guarded = self.alt_response(status, schema=ApiErrorSchema, description=_ERROR_DESCRIPTIONS[status])(
+                    guarded)
+            if operation_id in THROTTLED_OPERATIONS:
+                guarded = self.alt_response(429, schema=ApiErrorSchema,
+                                            description="TooManyRequests error: too many attempts, see Retry-After.")(
                     guarded)
             doc: dict[str, typing.Any] = {"operationId": operation_id}
             if isinstance(rule, access.Public):

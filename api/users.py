@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, identity, services
@@ -17,7 +18,7 @@ class Login(MethodView):
     @blp.arguments(UserCredentialsSchema)
     @blp.response(201, UserCredentialsSchema)
     def post(self, credentials):
-        token = services().sessions.login(credentials["email"], credentials["password"])
+        token = services().sessions.login(credentials["email"], credentials["password"], request.remote_addr or "")
         return {"email": credentials["email"], "password": "", "jwt": token}
 
 
@@ -36,7 +37,7 @@ class ResetPassword(MethodView):
     @blp.arguments(UserEmailSchema)
     @blp.response(200)
     def put(self, body):
-        services().users.request_password_reset(body["email"])
+        services().users.request_password_reset(body["email"], request.remote_addr or "")
         return empty()
 
 

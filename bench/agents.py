@@ -23,6 +23,7 @@ from bson import ObjectId
 from kahuna import credentials, rpc
 from kahuna.config import Config
 from kahuna.daemon import Kahuna
+from kahuna.errors import AgentError
 from kahuna.storage import schema, utcnow
 from kahuna.storage.embedded import EmbeddedFerretDB
 
@@ -63,17 +64,24 @@ def provision(kahuna: Kahuna, count: int) -> list[tuple[str, str]]:
     return result
 
 
-def timed_calls(kahuna: Kahuna, agent_ids: list[str], calls: int, concurrency: int) -> list[float]:
+def timed_calls(kahuna: Kahuna, agent_ids: list[str], calls: int, concurrency: int) -> tuple[list[float], int]:
+    """Round-trip times in ms of the calls that succeeded, and how many failed."""
     latencies: list[float] = []
+    failures = 0
 
     def worker(share: int) -> None:
+        nonlocal failures
         for _ in range(share):
             started = time.perf_counter()
-            kahuna.plane.call(random.choice(agent_ids), NODE)
+            try:
+                kahuna.plane.call(random.choice(agent_ids), NODE)
+            except AgentError:
+                failures += 1
+                continue
             latencies.append((time.perf_counter() - started) * 1000)
 
     gevent.joinall([gevent.spawn(worker, calls // concurrency) for _ in range(concurrency)], raise_error=True)
-    return latencies
+    return latencies, failures
 
 
 def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
@@ -104,8 +112,9 @@ def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
             gevent.sleep(1)
             loaded = rss_mib()
             ids = [a.id for a in connected]
-            sequential = timed_calls(kahuna, ids, calls // 2, 1)
-            concurrent = timed_calls(kahuna, ids, calls, 50)
+            sequential, sequential_failures = timed_calls(kahuna, ids, calls // 2, 1)
+            concurrent, concurrent_failures = timed_calls(kahuna, ids, calls, 50)
+            still_connected = len(kahuna.plane.connected())
             swarm.stdin.close()
             swarm_line = swarm.stdout.readline().strip()
             swarm.wait(timeout=120)
@@ -120,7 +129,10 @@ def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
         ("Kahuna RSS before / with agents", f"{baseline:,.0f} MiB / {loaded:,.0f} MiB"),
         ("RSS per connected agent", f"{per_connection:,.1f} KiB"),
         ("RPC round trip, 1 caller", f"p50 {statistics.median(sequential):.2f} ms, "
-                                     f"p99 {percentile(sequential, 0.99):.2f} ms ({len(sequential)} calls)"),
+                                     f"p99 {percentile(sequential, 0.99):.2f} ms ({len(sequential)} calls, "
+                                     f"{sequential_failures} failed)"),
         ("RPC round trip, 50 callers", f"p50 {statistics.median(concurrent):.2f} ms, "
-                                       f"p99 {percentile(concurrent, 0.99):.2f} ms ({len(concurrent)} calls)"),
+                                       f"p99 {percentile(concurrent, 0.99):.2f} ms ({len(concurrent)} calls, "
+                                       f"{concurrent_failures} failed)"),
+        ("agents still connected after the calls", f"{still_connected}"),
     ]

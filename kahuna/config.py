@@ -95,6 +95,14 @@ class AccountsConfig:
     registrationLinkHours: float = 72.0
     passwordResetLinkMinutes: float = 60.0
     bcryptCost: int = 12
+    # Failed logins allowed per account, and per client address, within the window.
+    loginFailuresPerAccount: int = 5
+    loginFailuresPerSource: int = 20
+    loginWindowMinutes: float = 15.0
+    # Password-reset e-mails per address, and requests per client address, within the window.
+    resetMailsPerAccount: int = 3
+    resetRequestsPerSource: int = 10
+    resetWindowMinutes: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Kahuna:
     @classmethod
     def start(cls, config: Config, mailer: Mailer | None = None) -> Kahuna:
         # Imported here: these pull in pykka and Flask, which must come after gevent's patching.
-        from actors import AgentPlane, AgentSettings, Serializer
+        from actors import AgentPlane, AgentSettings, Serializer, Throttle
         from api import AgentSocket, create_app
 
         embedded = None
@@ -73,7 +73,7 @@ class Kahuna:
         plane = AgentPlane(AgentSettings(ping_interval=g.agents.pingIntervalSeconds,
                                          dead_after=g.agents.deadAfterSeconds,
                                          max_message_bytes=g.agents.maxMessageBytes))
-        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane)
+        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane, Throttle())
         plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
                                                                           agent.methods))
         agent_socket = AgentSocket(services.agents, plane)

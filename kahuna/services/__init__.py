@@ -20,6 +20,7 @@ from kahuna.services.storage_pools import NfsService, PoolService, TemplateServi
 from kahuna.services.projects import ProjectService
 from kahuna.services.sessions import SessionService
 from kahuna.services.teams import TeamService
+from kahuna.services.throttling import AttemptLimiter, Guard
 from kahuna.services.tokens import Serializer, TokenService
 from kahuna.services.users import UserService
 from kahuna.storage import Database
@@ -56,16 +57,21 @@ class Services:
 
 
 def build_services(config: Config, db: Database, mailer: Mailer, serializer: Serializer,
-                   gateway: AgentGateway) -> Services:
+                   gateway: AgentGateway, limiter: AttemptLimiter) -> Services:
     g = config.global_
-    hasher = PasswordHasher(g.accounts.bcryptCost)
+    accounts = g.accounts
+    hasher = PasswordHasher(accounts.bcryptCost)
+    login_guard = Guard(limiter, "login", accounts.loginFailuresPerAccount, accounts.loginFailuresPerSource,
+                        accounts.loginWindowMinutes * 60)
+    reset_guard = Guard(limiter, "password reset", accounts.resetMailsPerAccount, accounts.resetRequestsPerSource,
+                        accounts.resetWindowMinutes * 60)
     # A configured secret wins; otherwise one generated once and shared through the database.
     signing_key = g.jwt.signature or db.setting("jwt_signing_key", credentials.generate_signing_key)
-    sessions = SessionService(db, hasher, signing_key, datetime.timedelta(hours=g.jwt.lifetimeHours))
+    sessions = SessionService(db, hasher, signing_key, datetime.timedelta(hours=g.jwt.lifetimeHours), login_guard)
     tokens = TokenService(db, mailer, serializer, g.adminEmail, gateway)
     users = UserService(db, mailer, hasher, sessions, tokens, g.publicUrl,
                         datetime.timedelta(hours=g.accounts.registrationLinkHours),
-                        datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes))
+                        datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes), reset_guard)
     teams = TeamService(db)
     subnets = SubnetService(db)
     dns = DnsService(db, gateway)

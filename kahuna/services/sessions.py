@@ -16,6 +16,7 @@ import jwt
 from kahuna.access import Identity, Method, Role
 from kahuna.credentials import PasswordHasher
 from kahuna.errors import NotFound, Unauthorized
+from kahuna.services.throttling import Guard
 from kahuna.storage import Database, Document, utcnow
 
 ISSUER = "Kowabunga"
@@ -23,18 +24,26 @@ ALGORITHM = "HS256"
 
 
 class SessionService:
-    def __init__(self, db: Database, hasher: PasswordHasher, signing_key: str, lifetime: datetime.timedelta):
+    def __init__(self, db: Database, hasher: PasswordHasher, signing_key: str, lifetime: datetime.timedelta,
+                 guard: Guard):
         self.db = db
         self.hasher = hasher
         self.signing_key = signing_key
         self.lifetime = lifetime
+        self.guard = guard
 
-    def login(self, email: str, password: str) -> str:
-        """A new JWT for valid credentials; the same 401 whatever was wrong, so nothing is disclosed."""
+    def login(self, email: str, password: str, source: str) -> str:
+        """A new JWT for valid credentials; the same 401 whatever was wrong, so nothing is disclosed.
+
+        Failures are counted per account and per client address; past the limits, 429.
+        """
+        self.guard.check(email, source)
         user = self.db.users.find_one({"email": email.strip().lower()})
         valid = self.hasher.verify(password, user.get("password_hash") if user else None)
         if not (user and valid and user.get("enabled")):
+            self.guard.count(email, source)
             raise Unauthorized("invalid e-mail or password")
+        self.guard.forget(email)
         now = utcnow()
         self.db.sessions.delete_many({"expires_at": {"$lt": now}})
         session = self.db.sessions.insert({"_id": secrets.token_hex(16), "user_id": str(user["_id"]),

@@ -20,6 +20,7 @@ from kahuna.access import Identity, Role
 from kahuna.errors import Conflict, Forbidden, NotFound, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.services.sessions import SessionService
+from kahuna.services.throttling import Guard
 from kahuna.services.tokens import USER, TokenService
 from kahuna.storage import Database, Document, utcnow
 
@@ -41,8 +42,9 @@ class InvalidLink(Exception):
 class UserService:
     def __init__(self, db: Database, mailer: Mailer, hasher: credentials.PasswordHasher, sessions: SessionService,
                  tokens: TokenService, public_url: str, registration_lifetime: datetime.timedelta,
-                 reset_lifetime: datetime.timedelta):
+                 reset_lifetime: datetime.timedelta, reset_guard: Guard):
         self.db = db
+        self.reset_guard = reset_guard
         self.mailer = mailer
         self.hasher = hasher
         self.sessions = sessions
@@ -110,8 +112,10 @@ class UserService:
         self.db.users.update(user_id, {"password_hash": self.hasher.hash(password)})
         self.sessions.revoke_all(user_id)
 
-    def request_password_reset(self, email: str) -> None:
-        """Public step 1: e-mail a reset link if the address is known; silent either way."""
+    def request_password_reset(self, email: str, source: str) -> None:
+        """Public step 1: e-mail a reset link if the address is known; silent either way (429 past the limits)."""
+        self.reset_guard.check(email, source)
+        self.reset_guard.count(email, source)
         try:
             address = normalize_email(email)
         except Unprocessable:

@@ -1,0 +1,79 @@
+"""Throttling of attempts (logins, password-reset mails), one actor owning every counter."""
+
+from __future__ import annotations
+
+import collections
+import time
+import typing
+from dataclasses import dataclass
+
+import pykka
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: str
+
+
+@dataclass(frozen=True)
+class _Wait:
+    key: str
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True)
+class _Clear:
+    key: str
+
+
+class _ThrottleActor(pykka.ThreadingActor):
+    use_daemon_thread = True
+
+    def __init__(self, clock: typing.Callable[[], float]):
+        super().__init__()
+        self._clock = clock
+        self._attempts: dict[str, collections.deque[float]] = {}
+
+    def on_receive(self, message: typing.Any) -> typing.Any:
+        now = self._clock()
+        if isinstance(message, _Record):
+            self._attempts.setdefault(message.key, collections.deque(maxlen=1000)).append(now)
+            return None
+        if isinstance(message, _Wait):
+            attempts = self._attempts.get(message.key)
+            if not attempts:
+                return 0.0
+            while attempts and attempts[0] <= now - message.window:
+                attempts.popleft()
+            if not attempts:
+                del self._attempts[message.key]
+                return 0.0
+            if len(attempts) < message.limit:
+                return 0.0
+            # Blocked until enough of the window's attempts age out.
+            return attempts[len(attempts) - message.limit] + message.window - now
+        if isinstance(message, _Clear):
+            self._attempts.pop(message.key, None)
+        return None
+
+
+class Throttle:
+    """Sliding-window counters: ``wait(key, limit, window)`` is how long *key* must wait (0 when it need not)."""
+
+    def __init__(self, clock: typing.Callable[[], float] = time.monotonic):
+        self._actor = _ThrottleActor.start(clock)
+
+    def record(self, *keys: str) -> None:
+        for key in keys:
+            self._actor.tell(_Record(key))
+
+    def wait(self, key: str, limit: int, window: float) -> float:
+        return self._actor.ask(_Wait(key, limit, window), timeout=10)
+
+    def clear(self, key: str) -> None:
+        self._actor.tell(_Clear(key))
+
+    def stop(self) -> None:
+        if self._actor.is_alive():
+            self._actor.stop(timeout=10)
