@@ -13,7 +13,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import agents, errors, networks, nodes, pages, projects, records, regions, storage, teams, tokens, users, zones
+from api import (agents, compute, errors, gateways, metadata, networks, nodes, pages, projects, records, regions, storage,
+                 teams, tokens, users, zones)
 from api.agent_socket import PATH as AGENT_SOCKET_PATH
 from api.agent_socket import AgentSocket
 from kahuna import API_VERSION
@@ -24,7 +25,8 @@ API_PREFIX = "/api/v1"
 RESOURCE_BLUEPRINTS = (
     users.blp, teams.blp, tokens.blp, projects.blp, agents.blp, regions.blp, zones.blp, nodes.kaktus_blp,
     nodes.kiwi_blp, storage.pool_blp, storage.nfs_blp, storage.template_blp, networks.vnet_blp,
-    networks.subnet_blp, networks.adapter_blp, records.blp,
+    networks.subnet_blp, networks.adapter_blp, records.blp, compute.volume_blp, compute.instance_blp,
+    compute.kompute_blp, compute.kylo_blp, gateways.kawaii_blp, gateways.konvey_blp,
 )
 
 __all__ = ["API_PREFIX", "AgentSocket", "create_app"]
@@ -75,6 +77,7 @@ def create_app(services: Services, agent_socket: AgentSocket):
     site = Flask("kahuna")
     site.extensions["kahuna"] = services
     site.register_blueprint(pages.blp)
+    site.register_blueprint(metadata.blp)
     _register_error_handlers(site)
     application = DispatcherMiddleware(site, {API_PREFIX: create_api_app(services), AGENT_SOCKET_PATH: agent_socket})
     proxies = services.config.global_.http.trustedProxies

@@ -1,10 +1,12 @@
-"""The project tag: projects, their cost and usage. Project-scoped creations come with their resources."""
+"""The project tag: projects, their cost and usage, and the creation and lists of what they own."""
 
 from __future__ import annotations
 
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, identity, services
+from api.schemas.compute import (InstanceSchema, KawaiiSchema, KomputeQuerySchema, KomputeSchema, KonveySchema,
+                                 KyloSchema, NfsQuerySchema, VolumeQuerySchema, VolumeSchema)
 from api.schemas.infrastructure import DnsRecordSchema
 from api.schemas.projects import CostSchema, ProjectResourcesSchema, ProjectSchema, SubnetSizeQuerySchema
 
@@ -81,3 +83,137 @@ class ProjectRecords(MethodView):
     def get(self, projectId):
         services().projects.get(projectId)
         return services().dns.list_ids("project_id", projectId)
+
+
+# -- what a project owns, created and listed under it ------------------------------------
+
+
+@blp.route("/project/<projectId>/region/<regionId>/volume")
+class ProjectRegionVolume(MethodView):
+    @blp.operation("CreateProjectRegionVolume")
+    @blp.arguments(VolumeQuerySchema, location="query")
+    @blp.arguments(VolumeSchema)
+    @blp.response(201, VolumeSchema)
+    def post(self, query, volume, projectId, regionId):
+        return services().volumes.create(projectId, regionId, volume, query["poolId"], query["templateId"])
+
+
+@blp.route("/project/<projectId>/region/<regionId>/volumes")
+class ProjectRegionVolumes(MethodView):
+    @blp.operation("ListProjectRegionVolumes")
+    @blp.ids_response()
+    def get(self, projectId, regionId):
+        services().regions.get(regionId)
+        return services().volumes.list_ids(projectId)
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/instance")
+class ProjectZoneInstance(MethodView):
+    @blp.operation("CreateProjectZoneInstance")
+    @blp.arguments(InstanceSchema)
+    @blp.response(201, InstanceSchema)
+    def post(self, instance, projectId, zoneId):
+        return services().instances.create(projectId, zoneId, instance)
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/instances")
+class ProjectZoneInstances(MethodView):
+    @blp.operation("ListProjectZoneInstances")
+    @blp.ids_response()
+    def get(self, projectId, zoneId):
+        services().zones.get(zoneId)
+        return services().instances.list_ids(projectId)
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/kompute")
+class ProjectZoneKompute(MethodView):
+    @blp.operation("CreateProjectZoneKompute")
+    @blp.arguments(KomputeQuerySchema, location="query")
+    @blp.arguments(KomputeSchema)
+    @blp.response(201, KomputeSchema)
+    def post(self, query, kompute, projectId, zoneId):
+        komputes = services().komputes
+        return komputes.view(komputes.create(projectId, zoneId, kompute, query["poolId"], query["templateId"],
+                                             query["public"]))
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/komputes")
+class ProjectZoneKomputes(MethodView):
+    @blp.operation("ListProjectZoneKomputes")
+    @blp.ids_response()
+    def get(self, projectId, zoneId):
+        services().zones.get(zoneId)
+        return services().komputes.list_ids(projectId)
+
+
+@blp.route("/project/<projectId>/region/<regionId>/kylo")
+class ProjectRegionKylo(MethodView):
+    @blp.operation("ListProjectRegionKylos")
+    @blp.arguments(NfsQuerySchema, location="query")
+    @blp.ids_response()
+    def get(self, _query, projectId, regionId):
+        services().regions.get(regionId)
+        return services().kylos.list_ids(projectId)
+
+    @blp.operation("CreateProjectRegionKylo")
+    @blp.arguments(NfsQuerySchema, location="query")
+    @blp.arguments(KyloSchema)
+    @blp.response(201, KyloSchema)
+    def post(self, query, kylo, projectId, regionId):
+        kylos = services().kylos
+        return kylos.view(kylos.create(projectId, regionId, kylo, query["nfsId"]))
+
+
+@blp.route("/project/<projectId>/region/<regionId>/kawaii")
+class ProjectRegionKawaii(MethodView):
+    @blp.operation("CreateProjectRegionKawaii")
+    @blp.arguments(KawaiiSchema)
+    @blp.response(201, KawaiiSchema)
+    def post(self, kawaii, projectId, regionId):
+        kawaiis = services().kawaiis
+        return kawaiis.view(kawaiis.create(projectId, regionId, kawaii))
+
+
+@blp.route("/project/<projectId>/region/<regionId>/kawaiis")
+class ProjectRegionKawaiis(MethodView):
+    @blp.operation("ListProjectRegionKawaiis")
+    @blp.ids_response()
+    def get(self, projectId, regionId):
+        services().regions.get(regionId)
+        return services().kawaiis.list_ids(projectId)
+
+
+@blp.route("/project/<projectId>/region/<regionId>/konvey")
+class ProjectRegionKonvey(MethodView):
+    @blp.operation("CreateProjectRegionKonvey")
+    @blp.arguments(KonveySchema)
+    @blp.response(201, KonveySchema)
+    def post(self, konvey, projectId, regionId):
+        return services().konveys.create(projectId, regionId, None, konvey)
+
+
+@blp.route("/project/<projectId>/region/<regionId>/konveys")
+class ProjectRegionKonveys(MethodView):
+    @blp.operation("ListProjectRegionKonveys")
+    @blp.ids_response()
+    def get(self, projectId, regionId):
+        services().regions.get(regionId)
+        return services().konveys.list_ids(projectId)
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/konvey")
+class ProjectZoneKonvey(MethodView):
+    @blp.operation("CreateProjectZoneKonvey")
+    @blp.arguments(KonveySchema)
+    @blp.response(201, KonveySchema)
+    def post(self, konvey, projectId, zoneId):
+        return services().konveys.create(projectId, None, zoneId, konvey)
+
+
+@blp.route("/project/<projectId>/zone/<zoneId>/konveys")
+class ProjectZoneKonveys(MethodView):
+    @blp.operation("ListProjectZoneKonveys")
+    @blp.ids_response()
+    def get(self, projectId, zoneId):
+        services().zones.get(zoneId)
+        return services().konveys.list_ids(projectId)

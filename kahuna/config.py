@@ -91,6 +91,12 @@ class BootstrapConfig:
 
 
 @dataclass(frozen=True)
+class CloudInitConfig:
+    # Directory of the cloud-init templates (<os>/user-data.j2 ...); empty: those shipped in config/cloud-init.
+    templates: str = ""
+
+
+@dataclass(frozen=True)
 class AccountsConfig:
     registrationLinkHours: float = 72.0
     passwordResetLinkMinutes: float = 60.0
@@ -128,6 +134,7 @@ class GlobalConfig:
     db: DbConfig = field(default_factory=DbConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    cloudinit: CloudInitConfig = field(default_factory=CloudInitConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
 

@@ -112,7 +112,7 @@ def test_project_creation_and_deletion_rights(deployment, org):
 
 def test_a_project_that_owns_objects_is_not_deleted(deployment, org):
     alpha = org["project_a"].id
-    deployment.kahuna.db.db["volume"].insert_one({"name": "data", "project_id": alpha, "size": 1 << 30})
+    deployment.kahuna.db.db["volume"].insert_one({"name": "data", "type": "raw", "project_id": alpha, "size": 1 << 30})
     body = expect_error(409, kowabunga.ProjectApi(deployment.admin).delete_project, alpha)
     assert "volume" in body["reason"]
     usage = kowabunga.ProjectApi(deployment.admin).read_project_usage(alpha)

@@ -18,6 +18,7 @@ class Topology:
     kaktuses: dict[str, k.Kaktus] = field(default_factory=dict)
     kiwis: dict[str, k.Kiwi] = field(default_factory=dict)
     pools: dict[str, k.StoragePool] = field(default_factory=dict)
+    templates: dict[str, k.Template] = field(default_factory=dict)
     vnets: dict[str, k.VNet] = field(default_factory=dict)
     subnets: dict[str, k.Subnet] = field(default_factory=dict)
     agents: dict[str, SimulatedAgent] = field(default_factory=dict)
@@ -27,8 +28,11 @@ class Topology:
         return self.deployment.admin
 
 
-def build(deployment: Deployment) -> Topology:
-    """eu-west (zones a, b; Kaktus k-a, k-b; an HA Kiwi with 2 agents) and eu-east (zone c; Kaktus k-c; 1 Kiwi)."""
+def build(deployment: Deployment, with_templates: bool = False) -> Topology:
+    """eu-west (zones a, b; Kaktus k-a, k-b; an HA Kiwi with 2 agents) and eu-east (zone c; Kaktus k-c; 1 Kiwi).
+
+    *with_templates* adds an OS template (``ubuntu-24``) to each region's pool, for instances.
+    """
     t = Topology(deployment)
     regions, zones = k.RegionApi(t.api), k.ZoneApi(t.api)
     for name, domain in (("eu-west", "west.acme.internal"), ("eu-east", "east.acme.internal")):
@@ -39,6 +43,8 @@ def build(deployment: Deployment) -> Topology:
         t.agents[name] = deployment.simulated_agent(name, "Kaktus")
     for name in ("kiwi-west-1", "kiwi-west-2", "kiwi-east-1"):
         t.agents[name] = deployment.simulated_agent(name, "Kiwi")
+    # kaktus-a and kaktus-b serve one Ceph cluster: what one makes in the pool, the other sees.
+    t.agents["kaktus-b"].volumes = t.agents["kaktus-a"].volumes
     for zone in ("a", "b", "c"):
         t.kaktuses[zone] = zones.create_kaktus(t.zones[zone].id, k.Kaktus(
             name=f"k-{zone}", agents=[t.agents[f"kaktus-{zone}"].id],
@@ -52,6 +58,9 @@ def build(deployment: Deployment) -> Topology:
         cost=k.Cost(price=200, currency="EUR")))
     t.pools["eu-east"] = regions.create_storage_pool(t.regions["eu-east"].id, k.StoragePool(
         name="ssd", pool="rbd-ssd", agents=[t.agents["kaktus-c"].id], cost=k.Cost(price=200, currency="EUR")))
+    for region, pool in t.pools.items() if with_templates else ():
+        t.templates[region] = k.PoolApi(t.api).create_template(pool.id, k.Template(
+            name="ubuntu-24", os="linux", source="https://images.example/ubuntu-24.qcow2"))
     vnets = k.VnetApi(t.api)
     for region, octet, zones_count in (("eu-west", 50, 2), ("eu-east", 60, 1)):
         private = regions.create_v_net(t.regions[region].id, k.VNet(name="private", vlan=100, interface="br100",

@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from kahuna import credentials
+from kahuna import cloudinit, credentials
 from kahuna.config import Config
+from kahuna.costs import Pricing
 from kahuna.credentials import PasswordHasher
 from kahuna.mail import Mailer
 from kahuna.rpc import KAKTUS, KIWI, AgentGateway
 from kahuna.services.access_control import AccessControl
 from kahuna.services.agents import AgentService
 from kahuna.services.dns import DnsService
+from kahuna.services.gateways import KawaiiService, KonveyService
+from kahuna.services.instances import InstanceService
+from kahuna.services.komputes import KomputeService
+from kahuna.services.kylos import KyloService
+from kahuna.services.metadata import MetadataService
 from kahuna.services.networks import AdapterService, SubnetService, VNetService
 from kahuna.services.nodes import KaktusService, KiwiService
 from kahuna.services.regions import RegionService, ZoneService
@@ -23,6 +29,7 @@ from kahuna.services.teams import TeamService
 from kahuna.services.throttling import AttemptLimiter, Guard
 from kahuna.services.tokens import Serializer, TokenService
 from kahuna.services.users import UserService
+from kahuna.services.volumes import VolumeService
 from kahuna.storage import Database
 
 __all__ = ["Services", "build_services"]
@@ -54,6 +61,13 @@ class Services:
     subnets: SubnetService
     adapters: AdapterService
     dns: DnsService
+    volumes: VolumeService
+    instances: InstanceService
+    komputes: KomputeService
+    kylos: KyloService
+    kawaiis: KawaiiService
+    konveys: KonveyService
+    metadata: MetadataService
 
 
 def build_services(config: Config, db: Database, mailer: Mailer, serializer: Serializer,
@@ -75,7 +89,8 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     teams = TeamService(db)
     subnets = SubnetService(db)
     dns = DnsService(db, gateway)
-    projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey)
+    pricing = Pricing(db)
+    projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey, serializer, pricing)
     access_control = AccessControl(db, g.apiKey, tokens, sessions, projects)
     agents = AgentService(db, tokens, gateway, g.agents.hmacWindowSeconds, g.agents.requireHmac)
     kaktuses = KaktusService(db, gateway)
@@ -86,9 +101,18 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
         pools.on_agent_connected(agent_id)
 
     agents.connection_hooks.update({KAKTUS: kaktus_connected, KIWI: dns.on_agent_connected})
+    adapters = AdapterService(db, serializer)
+    volumes = VolumeService(db, pools, projects)
+    # Cloud-init seeds only need a root password hash that the guest's crypt(3) reads: a cheap bcrypt will do.
+    instances = InstanceService(db, gateway, serializer, projects, pools, volumes, adapters, dns, tokens,
+                                cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10))
+    komputes = KomputeService(db, projects, instances, volumes)
+    compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
                     access=access_control, agents=agents, regions=RegionService(db), zones=ZoneService(db),
                     kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns), pools=pools, nfs=NfsService(db),
                     templates=TemplateService(db, pools), vnets=VNetService(db), subnets=subnets,
-                    adapters=AdapterService(db, serializer), dns=dns)
+                    adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,
+                    kylos=KyloService(db, projects, pools), kawaiis=KawaiiService(*compute),
+                    konveys=KonveyService(*compute), metadata=MetadataService(db, pricing))

@@ -141,6 +141,26 @@ class DnsService:
                     ("CreateDnsRecord", {**base, "Addresses": record["addresses"]}))
         self.db.records.delete(record_id)
 
+    # -- instance host names -------------------------------------------------------------------
+
+    def add_host(self, domain: str, region_id: str, name: str, addresses: list[str]) -> None:
+        """``name.domain`` on the Kiwis of the region (an instance's private addresses)."""
+        params = {"Domain": domain, "Entry": name, "Addresses": addresses}
+        self._apply(self._targets([region_id]), "CreateDnsRecord", params,
+                    ("DeleteDnsRecord", {"Domain": domain, "Entry": name}))
+
+    def remove_host(self, domain: str, region_id: str, name: str) -> None:
+        """Best effort: a Kiwi that is away drops the name when it reconnects (it is no longer replayed)."""
+        try:
+            targets = self._targets([region_id])
+        except AgentUnavailable as exc:
+            log.warning("host %s.%s not removed everywhere: %s", name, domain, exc.reason)
+            targets = []
+        for agent_id, result in self.gateway.broadcast(targets, _kiwi("DeleteDnsRecord"),
+                                                       {"Domain": domain, "Entry": name}).items():
+            if isinstance(result, Exception):
+                log.warning("host %s.%s not removed on agent %s: %s", name, domain, agent_id, result)
+
     # -- agents coming (back) ---------------------------------------------------------------
 
     def on_agent_connected(self, agent_id: str) -> None:
@@ -169,6 +189,11 @@ class DnsService:
                     return
 
     def _records_of_region(self, region_id: str) -> list[Document]:
+        """The records a Kiwi of the region serves: region and project records, and instance host names."""
         project_ids = self.db.projects.ids({"region_ids": region_id})
-        return self.db.records.find({"$or": [{"region_id": region_id}, {"project_id": {"$in": project_ids}}]},
-                                    sort=[("_id", 1)])
+        records = self.db.records.find({"$or": [{"region_id": region_id}, {"project_id": {"$in": project_ids}}]},
+                                       sort=[("_id", 1)])
+        hosts = self.db.instances.find({"region_id": region_id, "dns_domain": {"$nin": ["", None]}},
+                                       projection={"name": 1, "dns_domain": 1, "dns_addresses": 1}, sort=[("_id", 1)])
+        return records + [{"name": host["name"], "domain": host["dns_domain"], "addresses": host["dns_addresses"]}
+                          for host in hosts]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typing
 
 from kahuna.access import Identity
-from kahuna.errors import Conflict, Forbidden, Unprocessable
+from kahuna.costs import Pricing
+from kahuna.errors import Conflict, Forbidden, QuotaExceeded, Unprocessable
 from kahuna.network import DOMAIN, expand_ranges
 from kahuna.services.dns import DnsService
 from kahuna.services.networks import SubnetService
@@ -17,6 +18,8 @@ NO_QUOTAS = dict.fromkeys(QUOTA_FIELDS, 0)
 
 #: Collections of the objects a project owns (their documents carry ``project_id``).
 OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record")
+#: Volumes that count in usage, quotas and cost (a cloud-init seed belongs to its instance's cost of nothing).
+BILLED_VOLUME_TYPES = ("os", "raw")
 
 
 #: Prefix length of the private subnet reserved per region when ?subnetSize is not given.
@@ -25,8 +28,11 @@ DEFAULT_SUBNET_SIZE = 26
 
 class ProjectService:
     def __init__(self, db: Database, teams: TeamService, subnets: SubnetService, dns: DnsService,
-                 default_bootstrap_user: str, default_bootstrap_pubkey: str):
+                 default_bootstrap_user: str, default_bootstrap_pubkey: str, serializer: typing.Any,
+                 pricing: Pricing):
         self.db = db
+        self.serializer = serializer
+        self.pricing = pricing
         self.teams = teams
         self.subnets = subnets
         self.dns = dns
@@ -50,26 +56,69 @@ class ProjectService:
         return bool(set(project.get("team_ids", [])) & set(self.teams.team_ids_of(identity.user_id)))
 
     def usage(self, project_id: str) -> dict[str, int]:
+        """What the project's instances and volumes hold, those being created included."""
         self.db.projects.get(project_id)
         usage = dict(NO_QUOTAS)
-        instances = self.db.db["instance"].find({"project_id": project_id}, {"vcpus": 1, "memory": 1})
-        for instance in instances:
+        for instance in self.db.instances.find({"project_id": project_id}, projection={"vcpus": 1, "memory": 1}):
             usage["instances"] += 1
             usage["vcpus"] += int(instance.get("vcpus", 0))
             usage["memory"] += int(instance.get("memory", 0))
-        for volume in self.db.db["volume"].find({"project_id": project_id}, {"size": 1}):
+        for volume in self.db.volumes.find({"project_id": project_id, "type": {"$in": list(BILLED_VOLUME_TYPES)}},
+                                           projection={"size": 1}):
             usage["storage"] += int(volume.get("size", 0))
         return usage
 
     def cost(self, project_id: str) -> dict[str, typing.Any]:
+        """The monthly cost of the project's instances and volumes at today's prices."""
         self.db.projects.get(project_id)
-        price, currency = 0.0, "EUR"
-        for collection in ("instance", "volume"):
-            for owned in self.db.db[collection].find({"project_id": project_id}, {"cost": 1}):
-                cost = owned.get("cost") or {}
-                price += float(cost.get("price", 0.0))
-                currency = cost.get("currency") or currency
-        return {"price": round(price, 2), "currency": currency}
+        total = self.pricing.total(
+            self.db.instances.find({"project_id": project_id}),
+            self.db.volumes.find({"project_id": project_id, "type": {"$in": list(BILLED_VOLUME_TYPES)}}))
+        return {"price": total.amount, "currency": total.currency}
+
+    def reserve(self, project_id: str, demand: dict[str, int], claim: typing.Callable[[], typing.Any]) -> typing.Any:
+        """Run *claim* (which inserts the documents that hold *demand*) if the project's quotas allow it.
+
+        Check and claim run in the project's serializer: two creations in one project never
+        both pass the check on the same room. 507 when a quota would be exceeded.
+        """
+        def check_then_claim() -> typing.Any:
+            project = self.db.projects.get(project_id)
+            quotas = {**NO_QUOTAS, **project.get("quotas", {})}
+            usage = self.usage(project_id)
+            exceeded = [f"{name} ({usage[name]} used + {demand[name]} asked > {quotas[name]})"
+                        for name in QUOTA_FIELDS
+                        if demand.get(name, 0) > 0 and quotas[name] > 0 and usage[name] + demand[name] > quotas[name]]
+            if exceeded:
+                raise QuotaExceeded(f"project {project['name']} quota exceeded: {', '.join(exceeded)}")
+            return claim()
+
+        return self.serializer.run(f"project:{project_id}", check_then_claim)
+
+    def private_subnet(self, project: Document, region_id: str) -> Document:
+        """The project's private subnet in the region (422 when the project is not in the region)."""
+        for entry in project.get("private_subnets", []):
+            if entry["key"] == region_id:
+                return self.db.subnets.get(entry["value"])
+        region = self.db.regions.get(region_id)
+        raise Unprocessable(f"project {project['name']} has no private subnet in region {region['name']}: "
+                            f"add the region to the project first")
+
+    def allocate_vrrp_id(self, project_id: str) -> int:
+        """The lowest VRRP router id (1-255) the project's virtual addresses do not use yet."""
+        def allocate() -> int:
+            used = set(self.db.projects.get(project_id).get("reserved_vrrp_ids", []))
+            free = next((n for n in range(1, 256) if n not in used), None)
+            if free is None:
+                raise Unprocessable("the project uses all 255 VRRP router ids")
+            self.db.projects.update(project_id, extra={"$addToSet": {"reserved_vrrp_ids": free}})
+            return free
+
+        return self.serializer.run(f"project:{project_id}", allocate)
+
+    def release_vrrp_ids(self, project_id: str, vrrp_ids: list[int]) -> None:
+        self.db.projects.collection.update_one({"_id": self.db.projects.get(project_id)["_id"]},
+                                               {"$pull": {"reserved_vrrp_ids": {"$in": vrrp_ids}}})
 
     # -- writes --------------------------------------------------------------------
 

@@ -98,7 +98,8 @@ class TokenService:
             facts=(("User", user["name"]), ("API key", key)),
             outro="This email is a one-timer. The previous key, if any, no longer works.",
         )
-        return self._rotate(USER, str(user["_id"]), f"{user['name']}-api-key", expire, expiration_date, letter)
+        return self._rotate(USER, str(user["_id"]), f"{user['name']}-api-key", expire, expiration_date,
+                            lambda key: self.mailer.send(letter(key)))
 
     def rotate_agent_key(self, agent: Document, expire: bool, expiration_date: datetime.date | None) -> Document:
         letter = lambda key: Letter(  # noqa: E731
@@ -109,18 +110,26 @@ class TokenService:
                    ("API key", key)),
             outro="This email is a one-timer. The previous key, if any, no longer works.",
         )
-        token = self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", expire, expiration_date, letter)
+        token = self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", expire, expiration_date,
+                             lambda key: self.mailer.send(letter(key)))
         self.agents.disconnect(str(agent["_id"]), "API key rotated", KEY_REVOKED)
         return token
 
+    def issue_instance_agent_key(self, agent: Document) -> str:
+        """A new key for the Kontroller agent inside an instance, returned for the instance's cloud-init seed only."""
+        issued: list[str] = []
+        self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", False, None, issued.append)
+        self.agents.disconnect(str(agent["_id"]), "API key rotated", KEY_REVOKED)
+        return issued[0]
+
     def _rotate(self, parent_type: str, parent_id: str, name: str, expire: bool,
-                expiration_date: datetime.date | None, letter: typing.Callable[[str], Letter]) -> Document:
+                expiration_date: datetime.date | None, deliver: typing.Callable[[str], None]) -> Document:
         expiry = _expiry(expire, expiration_date)
 
         def rotate() -> Document:
             key = credentials.generate_api_key()
-            # Mail first: if the relay is down the old key keeps working and nothing is lost.
-            self.mailer.send(letter(key))
+            # Deliver first: if the mail relay is down the old key keeps working and nothing is lost.
+            deliver(key)
             digest = credentials.digest(key)
             token = self.token_of(parent_type, parent_id)
             if token is None:

@@ -47,6 +47,13 @@ class Database:
         self.subnets = Documents(self.db["subnet"], "subnet", version)
         self.adapters = Documents(self.db["adapter"], "adapter", version)
         self.records = Documents(self.db["dns_record"], "DNS record", version)
+        self.volumes = Documents(self.db["volume"], "volume", version)
+        self.instances = Documents(self.db["instance"], "instance", version)
+        self.komputes = Documents(self.db["kompute"], "Kompute", version)
+        self.kawaiis = Documents(self.db["kawaii"], "Kawaii", version)
+        self.ipsecs = Documents(self.db["kawaii_ipsec"], "IPsec connection", version)
+        self.konveys = Documents(self.db["konvey"], "Konvey", version)
+        self.kylos = Documents(self.db["kylo"], "Kylo", version)
         self.agents = Documents(self.db["agent"], "agent", version)
         self.agent_nonces = Documents(self.db["agent_nonce"], "agent handshake nonce", version)
         self.settings = self.db["settings"]

@@ -131,6 +131,19 @@ KINDS: tuple[Kind, ...] = (
     Kind("dns_record", indexes=(Index(("domain", "name"), unique=True), Index(("project_id",)),
                                 Index(("region_id",))),
          legacy_collection="records", steps=(_v2(project="project_id"), Step(3))),
+    # Compute and services. Volume and instance names are the names the agents know them by
+    # (RBD image, libvirt domain), hence unique where the agents need them to be.
+    Kind("volume", indexes=(Index(("storage_pool_id", "name"), unique=True), Index(("project_id",)),
+                            Index(("instance_id",)))),
+    Kind("instance", indexes=(Index(("name",), unique=True), Index(("project_id",)), Index(("kaktus_id",)),
+                              Index(("local_ip",)), Index(("adapter_ids",)))),
+    Kind("kompute", indexes=(Index(("name",), unique=True), Index(("project_id",)), Index(("instance_id",)))),
+    # One Kawaii per project and region: it is the region's gateway of the project.
+    Kind("kawaii", indexes=(Index(("project_id", "region_id"), unique=True),)),
+    Kind("kawaii_ipsec", indexes=(Index(("kawaii_id", "name"), unique=True),
+                                  Index(("kawaii_id", "remote_ip"), unique=True))),
+    Kind("konvey", indexes=(Index(("project_id", "name"), unique=True),)),
+    Kind("kylo", indexes=(Index(("nfs_id", "name"), unique=True), Index(("project_id",)))),
     # Settings and leases: small singleton documents keyed by name.
     Kind("settings"),
 )

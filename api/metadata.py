@@ -1,0 +1,23 @@
+"""``/latest/meta-data``: an instance's own profile, for the agents and tools inside it.
+
+Any method, no credentials: the instance names itself with its id and private
+address (see kahuna.services.metadata). Unlike the Go Kahuna, errors are not an
+empty 200: 400 when a header is missing, 404 when the pair names no instance.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, json, request
+
+from api.blueprint import services
+
+blp = Blueprint("metadata", __name__)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@blp.route("/latest/meta-data", methods=METHODS, strict_slashes=False)
+def instance_metadata() -> Response:
+    meta = services().metadata.for_instance(request.headers.get("X-Kowabunga-Instance-Id", ""),
+                                            request.headers.get("X-Kowabunga-Source-Ip", ""))
+    return Response(json.dumps(meta, sort_keys=False) + "\n", mimetype="application/json")

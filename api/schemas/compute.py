@@ -1,0 +1,208 @@
+"""Schemas of the compute and service tags: volume, instance, kompute, kylo, kawaii, konvey."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from api.schemas.common import ApiSchema, ObjectIdString, read_only
+
+NAME = validate.Length(min=1, max=63)
+DESCRIPTION = validate.Length(max=1024)
+POSITIVE64 = validate.Range(min=1, max=2**63 - 1)
+PROTOCOL = validate.OneOf(["tcp", "udp"])
+POLICY = validate.OneOf(["accept", "drop"])
+DH_GROUPS = validate.OneOf([2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24])
+INTEGRITY = validate.OneOf(["SHA1", "SHA256", "SHA384", "SHA512"])
+ENCRYPTION = validate.OneOf(["AES128", "AES256", "CAMELLIA128", "CAMELLIA256"])
+
+
+def _name():
+    return fields.String(required=True, validate=NAME)
+
+
+def _description():
+    return fields.String(load_default="", validate=DESCRIPTION)
+
+
+def _int64(**kwargs):
+    return fields.Integer(metadata={"format": "int64"}, **kwargs)
+
+
+class VolumeSchema(ApiSchema):
+    id = ObjectIdString()
+    name = _name()
+    description = _description()
+    type = fields.String(required=True, validate=validate.OneOf(["os", "iso", "raw"]))
+    size = _int64(required=True, validate=POSITIVE64)
+
+
+class InstanceSchema(ApiSchema):
+    id = ObjectIdString()
+    name = _name()
+    description = _description()
+    memory = _int64(required=True, validate=POSITIVE64)
+    vcpus = _int64(required=True, validate=validate.Range(min=1, max=1024))
+    adapters = fields.List(fields.String(), attribute="adapter_ids", load_default=None)
+    volumes = fields.List(fields.String(), attribute="volume_ids", load_default=None)
+
+
+class InstanceStateSchema(ApiSchema):
+    state = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class InstanceRemoteAccessSchema(ApiSchema):
+    url = fields.String(required=True)
+
+
+class KomputeSchema(ApiSchema):
+    id = ObjectIdString()
+    name = _name()
+    description = _description()
+    memory = _int64(required=True, validate=POSITIVE64)
+    vcpus = _int64(required=True, validate=validate.Range(min=1, max=1024))
+    disk = _int64(required=True, validate=POSITIVE64)
+    data_disk = _int64(load_default=0, validate=validate.Range(min=0, max=2**63 - 1))
+    ip = read_only(fields.String())
+
+
+class KomputeQuerySchema(ApiSchema):
+    poolId = fields.String(load_default=None)
+    templateId = fields.String(load_default=None)
+    public = fields.Boolean(load_default=False)
+
+
+class VolumeQuerySchema(ApiSchema):
+    poolId = fields.String(load_default=None)
+    templateId = fields.String(load_default=None)
+
+
+class NfsQuerySchema(ApiSchema):
+    nfsId = fields.String(load_default=None)
+
+
+class KyloSchema(ApiSchema):
+    id = ObjectIdString()
+    name = _name()
+    description = _description()
+    access = fields.String(load_default="RW", validate=validate.OneOf(["RO", "RW"]))
+    protocols = fields.List(fields.Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
+    endpoint = read_only(fields.String())
+    size = read_only(_int64())
+
+
+# -- Kawaii -------------------------------------------------------------------------
+
+
+class KawaiiNetIpZoneSchema(ApiSchema):
+    zone = fields.String(required=True)
+    public = fields.String(required=True)
+    private = fields.String(required=True)
+
+
+class KawaiiNetIpSchema(ApiSchema):
+    public = fields.List(fields.String(), required=True)
+    private = fields.List(fields.String(), required=True)
+    zones = fields.List(fields.Nested(KawaiiNetIpZoneSchema), required=True)
+
+
+class KawaiiFirewallIngressRuleSchema(ApiSchema):
+    source = fields.String(load_default="0.0.0.0/0")
+    protocol = fields.String(load_default="tcp", validate=PROTOCOL)
+    ports = fields.String(required=True)
+
+
+class KawaiiFirewallEgressRuleSchema(ApiSchema):
+    destination = fields.String(load_default="0.0.0.0/0")
+    protocol = fields.String(load_default="tcp", validate=PROTOCOL)
+    ports = fields.String(required=True)
+
+
+class KawaiiFirewallSchema(ApiSchema):
+    ingress = fields.List(fields.Nested(KawaiiFirewallIngressRuleSchema), load_default=list)
+    egress_policy = fields.String(load_default="accept", validate=POLICY)
+    egress = fields.List(fields.Nested(KawaiiFirewallEgressRuleSchema), load_default=list)
+
+
+class KawaiiDNatRuleSchema(ApiSchema):
+    destination = fields.String(required=True)
+    protocol = fields.String(load_default="tcp", validate=PROTOCOL)
+    ports = fields.String(required=True)
+
+
+class KawaiiVpcForwardRuleSchema(ApiSchema):
+    protocol = fields.String(load_default="tcp", validate=PROTOCOL)
+    ports = fields.String(required=True)
+
+
+class KawaiiVpcNetIpZoneSchema(ApiSchema):
+    zone = fields.String(required=True)
+    private = fields.String(required=True)
+
+
+class KawaiiVpcPeeringSchema(ApiSchema):
+    subnet = fields.String(required=True)
+    policy = fields.String(load_default="drop", validate=POLICY)
+    ingress = fields.List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
+    egress = fields.List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
+    netip = read_only(fields.List(fields.Nested(KawaiiVpcNetIpZoneSchema)))
+
+
+class KawaiiIpSecSchema(ApiSchema):
+    id = ObjectIdString()
+    name = _name()
+    description = _description()
+    ip = read_only(fields.String())
+    remote_ip = fields.String(required=True)
+    remote_subnet = fields.String(required=True)
+    pre_shared_key = fields.String(required=True, validate=validate.Length(min=1, max=1024))
+    dpd_timeout_action = fields.String(load_default="restart", validate=validate.OneOf(["clear", "restart", "start"]))
+    dpd_timeout = fields.String(load_default="240s")
+    start_action = fields.String(load_default="start", validate=validate.OneOf(["none", "start", "trap"]))
+    rekey_time = fields.String(load_default="2h")
+    phase1_lifetime = fields.String(load_default="1h")
+    phase1_dh_group_number = _int64(required=True, validate=DH_GROUPS)
+    phase1_integrity_algorithm = fields.String(required=True, validate=INTEGRITY)
+    phase1_encryption_algorithm = fields.String(required=True, validate=ENCRYPTION)
+    phase2_lifetime = fields.String(load_default="1h")
+    phase2_dh_group_number = _int64(required=True, validate=DH_GROUPS)
+    phase2_integrity_algorithm = fields.String(required=True, validate=INTEGRITY)
+    phase2_encryption_algorithm = fields.String(required=True, validate=ENCRYPTION)
+    firewall = fields.Nested(KawaiiFirewallSchema, load_default=dict)
+
+
+class KawaiiSchema(ApiSchema):
+    id = ObjectIdString()
+    name = read_only(fields.String())
+    description = _description()
+    # Required by the SDK, computed by Kahuna: what a client sends is ignored.
+    netip = read_only(fields.Nested(KawaiiNetIpSchema))
+    firewall = fields.Nested(KawaiiFirewallSchema, load_default=dict)
+    dnat = fields.List(fields.Nested(KawaiiDNatRuleSchema), load_default=list)
+    vpc_peerings = fields.List(fields.Nested(KawaiiVpcPeeringSchema), load_default=list)
+    # IPsec connections are managed through /kawaii/{id}/ipsec; listed there, ignored here.
+    ipsec_connections = fields.List(fields.Nested(KawaiiIpSecSchema), load_default=list, load_only=True)
+
+
+# -- Konvey -------------------------------------------------------------------------
+
+
+class KonveyBackendsSchema(ApiSchema):
+    hosts = fields.List(fields.String(), required=True)
+    port = _int64(required=True)
+
+
+class KonveyEndpointSchema(ApiSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    port = _int64(required=True)
+    protocol = fields.String(required=True, validate=PROTOCOL)
+    backends = fields.Nested(KonveyBackendsSchema, required=True)
+
+
+class KonveySchema(ApiSchema):
+    id = ObjectIdString()
+    name = fields.String(load_default="", validate=validate.Length(max=40))
+    description = _description()
+    vip = read_only(fields.String())
+    failover = fields.Boolean(load_default=True)
+    endpoints = fields.List(fields.Nested(KonveyEndpointSchema), required=True)

@@ -1,0 +1,116 @@
+"""The cloud-init seed of an instance: three documents rendered from templates, written to a cidata ISO.
+
+Templates are Jinja2 files in a directory (``config/cloud-init/<os>/`` by default,
+``global.cloudinit.templates`` to use others): ``user-data.j2``, ``meta-data.j2`` and
+``network-config.j2``, one set per template OS (``linux``, ``windows``). They receive
+the :class:`Seed` as ``seed``; a template that refers to an undefined value fails the
+instance creation with the template's name, rather than writing a truncated file.
+
+The ISO is plain ISO9660 with the volume label ``cidata`` and the lowercase primary
+names ``user-data;1``, ``meta-data;1``, ``network-config;1`` (interchange level 4):
+the Kontroller agents' ISO reader looks for exactly ``meta-data`` and ignores Joliet
+and Rock Ridge names.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import pycdlib
+
+from kahuna.errors import Unprocessable
+
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "cloud-init"
+DOCUMENTS = ("user-data", "meta-data", "network-config")
+OPERATING_SYSTEMS = ("linux", "windows")
+
+
+@dataclass(frozen=True)
+class Interface:
+    device: str
+    mac: str
+    private: bool
+    addresses: list[str]  # "ip/prefix"
+    gateway: str = ""
+    dns: str = ""
+    domain: str = ""
+    routes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Everything the templates may use."""
+
+    instance_id: str
+    hostname: str
+    domain: str
+    profile: str
+    region: str
+    zone: str
+    local_ip: str
+    metadata_uri: str
+    root_password_hash: str
+    service_user: str
+    service_user_pubkey: str
+    interfaces: list[Interface]
+    controller_uri: str = ""
+    controller_agent_id: str = ""
+    controller_agent_token: str = ""
+
+
+class Templates:
+    def __init__(self, directory: str | Path = ""):
+        self.directory = Path(directory) if directory else SHIPPED_TEMPLATES
+        self.environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.directory)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+            autoescape=False,  # noqa: S701 - YAML and scripts, not HTML
+        )
+        self.environment.filters["b64encode"] = lambda text: base64.b64encode(str(text).encode()).decode()
+        self.environment.filters["yaml_quote"] = lambda text: '"' + str(text).replace("\\", "\\\\").replace(
+            '"', '\\"') + '"'
+
+    def render(self, os: str, seed: Seed) -> dict[str, bytes]:
+        if os not in OPERATING_SYSTEMS:
+            raise Unprocessable(f"no cloud-init templates for OS {os!r}: expected one of {', '.join(OPERATING_SYSTEMS)}")
+        documents = {}
+        for name in DOCUMENTS:
+            template_name = f"{os}/{name}.j2"
+            try:
+                documents[name] = self.environment.get_template(template_name).render(seed=seed).encode()
+            except jinja2.TemplateError as exc:
+                raise Unprocessable(f"cloud-init template {self.directory / template_name} failed: {exc}") from None
+        return documents
+
+
+def build_iso(documents: typing.Mapping[str, bytes]) -> bytes:
+    """A cidata ISO holding *documents* at its root."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=4, vol_ident="cidata")
+    for name, content in documents.items():
+        iso.add_fp(io.BytesIO(content), len(content), f"/{name};1")
+    out = io.BytesIO()
+    iso.write_fp(out)
+    iso.close()
+    return out.getvalue()
+
+
+def read_iso(image: bytes) -> dict[str, bytes]:
+    """The documents of a cidata ISO by primary name (what the agents see; used by the simulator and tests)."""
+    iso = pycdlib.PyCdlib()
+    iso.open_fp(io.BytesIO(image))
+    documents = {}
+    for child in iso.list_children(iso_path="/"):
+        if child.is_file():
+            name = child.file_identifier().decode().split(";")[0]
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, iso_path=f"/{child.file_identifier().decode()}")
+            documents[name] = out.getvalue()
+    iso.close()
+    return documents

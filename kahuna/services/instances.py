@@ -1,0 +1,465 @@
+"""Instances: libvirt domains on a Kaktus, with their disks, NICs and cloud-init seed.
+
+Creating one takes several agents and several documents, and nothing can commit
+them together; so each step registers its inverse (:class:`Undo`) and a failure
+anywhere takes back every earlier step: no volume, adapter, address, DNS name,
+Kontroller agent or domain is left behind.
+
+1. *claim* - in the project's serializer: check the quotas, elect a Kaktus (in the
+   zone's serializer, against the capacity in use), write the instance document
+   (state ``creating``; it holds the name and the quota from then on) and the
+   documents of the volumes to make;
+2. adapters (addresses allocated in each subnet's serializer);
+3. volumes, made by an agent of their pool;
+4. the host name on the region's Kiwis (the private addresses, under the project domain);
+5. for Kawaii and Konvey VMs, the Kontroller agent and its key;
+6. the cloud-init seed ISO, as a volume of the OS volume's pool;
+7. the domain on the Kaktus, then autostart.
+
+An instance's name is its domain's name on the Kaktus and cannot change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import typing
+from dataclasses import dataclass, field
+
+from kahuna import cloudinit, credentials, domain, placement, rpc
+from kahuna.errors import AgentCallFailed, AgentUnavailable, Conflict, NotFound, QuotaExceeded, Unprocessable
+from kahuna.rpc import AgentGateway, InstanceAction
+from kahuna.services._undo import Undo
+from kahuna.services.dns import DnsService
+from kahuna.services.networks import AdapterService
+from kahuna.services.projects import ProjectService
+from kahuna.services.storage_pools import PoolService
+from kahuna.services.tokens import TokenService
+from kahuna.services.volumes import ISO, OS, RAW, VolumeService
+from kahuna.storage import Database, Document
+
+log = logging.getLogger(__name__)
+
+PROFILES_WITH_AGENT = ("kawaii", "konvey")
+POWER_ACTIONS = {
+    "start": InstanceAction.START, "stop": InstanceAction.HARD_SHUTDOWN, "shutdown": InstanceAction.SOFT_SHUTDOWN,
+    "reboot": InstanceAction.SOFT_REBOOT, "reset": InstanceAction.HARD_REBOOT, "suspend": InstanceAction.PM_SUSPEND,
+    "resume": InstanceAction.PM_RESUME,
+}
+
+
+def check_hostname(name: str) -> str:
+    if not (1 <= len(name) <= 63) or not all(c.isascii() and (c.isalnum() or c == "-") for c in name) \
+            or name.startswith("-") or name.endswith("-"):
+        raise Unprocessable(f"invalid instance name {name!r}: expected a host name (letters, digits and '-', "
+                            f"at most 63 characters, not starting or ending with '-')")
+    return name
+
+
+@dataclass(frozen=True)
+class NewVolume:
+    name: str
+    type: str
+    size: int
+    pool: Document
+    template: Document | None = None
+
+
+@dataclass(frozen=True)
+class NewAdapter:
+    name: str
+    subnet_id: str
+    assign_ip: bool
+
+
+@dataclass
+class Plan:
+    """What an instance is made of: existing adapters/volumes, and ones to make, in NIC and disk order."""
+
+    name: str
+    description: str
+    vcpus: int
+    memory: int
+    adapter_ids: list[str] = field(default_factory=list)
+    volume_ids: list[str] = field(default_factory=list)
+    new_adapters: list[NewAdapter] = field(default_factory=list)
+    new_volumes: list[NewVolume] = field(default_factory=list)
+    profile: str = ""
+    profile_id: str = ""
+    avoid_kaktus_ids: frozenset[str] = frozenset()
+
+    @property
+    def storage(self) -> int:
+        return sum(v.size for v in self.new_volumes)
+
+
+class InstanceService:
+    def __init__(self, db: Database, gateway: AgentGateway, serializer: typing.Any, projects: ProjectService,
+                 pools: PoolService, volumes: VolumeService, adapters: AdapterService, dns: DnsService,
+                 tokens: TokenService, templates: cloudinit.Templates, public_url: str, hasher: credentials.PasswordHasher):
+        self.db = db
+        self.gateway = gateway
+        self.serializer = serializer
+        self.projects = projects
+        self.pools = pools
+        self.volumes = volumes
+        self.adapters = adapters
+        self.dns = dns
+        self.tokens = tokens
+        self.templates = templates
+        self.public_url = public_url.rstrip("/")
+        self.hasher = hasher
+
+    # -- reads -------------------------------------------------------------------------
+
+    def list_ids(self, project_id: str | None = None) -> list[str]:
+        if project_id is None:
+            return self.db.instances.ids()
+        self.projects.get(project_id)
+        return self.db.instances.ids({"project_id": project_id})
+
+    def get(self, instance_id: str) -> Document:
+        return self.db.instances.get(instance_id)
+
+    # -- creation ------------------------------------------------------------------------
+
+    def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any]) -> Document:
+        """A raw instance from adapters and volumes the project already has."""
+        project = self.projects.get(project_id)
+        zone = self.zone_of_project(project, zone_id)
+        adapter_ids = list(dict.fromkeys(fields.get("adapter_ids") or []))
+        volume_ids = list(dict.fromkeys(fields.get("volume_ids") or []))
+        for adapter_id in adapter_ids:
+            self._check_adapter_usable(project, adapter_id)
+        for volume_id in volume_ids:
+            volume = self.db.volumes.get(volume_id)
+            if volume.get("project_id") != project_id or volume["type"] not in (OS, RAW):
+                raise Unprocessable(f"volume {volume_id} is not a volume of this project")
+            if self.db.instances.exists({"volume_ids": volume_id}):
+                raise Conflict(f"volume {volume['name']} is already a disk of an instance")
+        plan = Plan(fields["name"], fields.get("description", ""), fields["vcpus"], fields["memory"],
+                    adapter_ids=adapter_ids, volume_ids=volume_ids)
+        return self.provision(project, zone, plan)
+
+    def zone_of_project(self, project: Document, zone_id: str) -> Document:
+        zone = self.db.zones.get(zone_id)
+        if zone["region_id"] not in project.get("region_ids", []):
+            raise Unprocessable(f"project {project['name']} is not in the region of zone {zone['name']}")
+        return zone
+
+    def _check_adapter_usable(self, project: Document, adapter_id: str) -> None:
+        adapter = self.db.adapters.get(adapter_id)
+        subnet = self.db.subnets.get(adapter["subnet_id"])
+        if subnet["private"] and subnet.get("project_id") != str(project["_id"]):
+            raise Unprocessable(f"adapter {adapter['name']} is on a private subnet of another project")
+        if self.db.instances.exists({"adapter_ids": adapter_id}):
+            raise Conflict(f"adapter {adapter['name']} is already plugged in an instance")
+
+    def provision(self, project: Document, zone: Document, plan: Plan, undo: Undo | None = None) -> Document:
+        """Make the instance of *plan*; on failure take back every step (also those of an enclosing *undo*)."""
+        check_hostname(plan.name)
+        if plan.vcpus <= 0 or plan.memory <= 0:
+            raise Unprocessable("an instance needs at least one vCPU and some memory")
+        with Undo() as own:
+            undo = undo or own
+            instance = self._claim(project, zone, plan, undo)
+            adapter_ids = list(plan.adapter_ids)
+            for new in plan.new_adapters:
+                adapter = self.adapters.create(new.subnet_id, {"name": new.name, "description": instance["name"]},
+                                               assign_ip=new.assign_ip)
+                undo.push(f"delete adapter {new.name}", lambda a=adapter: self.db.adapters.delete_many({"_id": a["_id"]}))
+                adapter_ids.append(str(adapter["_id"]))
+            volume_ids = list(plan.volume_ids)
+            for volume in self.db.volumes.find({"instance_id": str(instance["_id"]), "type": {"$ne": ISO}},
+                                               sort=[("_id", 1)]):
+                realized = self.volumes.realize(volume)
+                undo.push(f"delete volume {volume['name']}", lambda v=realized: self.volumes.destroy(v))
+                volume_ids.append(str(volume["_id"]))
+            instance = self.db.instances.update(instance["_id"], {"adapter_ids": adapter_ids, "volume_ids": volume_ids})
+            return self._realize(project, zone, instance, undo)
+
+    def _claim(self, project: Document, zone: Document, plan: Plan, undo: Undo) -> Document:
+        project_id = str(project["_id"])
+        demand = {"instances": 1, "vcpus": plan.vcpus, "memory": plan.memory, "storage": plan.storage}
+
+        def claim() -> Document:
+            instance = self.serializer.run(f"zone:{zone['_id']}", self._place, project, zone, plan)
+            claimed = [instance]
+            try:
+                for new in plan.new_volumes:
+                    claimed.append(self.volumes.claim(project_id, new.pool, new.name, instance["name"], new.type,
+                                                      new.size, new.template, instance_id=str(instance["_id"])))
+            except BaseException:
+                for document in claimed:
+                    self.db.db[("instance" if document is instance else "volume")].delete_one({"_id": document["_id"]})
+                raise
+            return instance
+
+        instance = self.projects.reserve(project_id, demand, claim)
+        undo.push(f"forget instance {plan.name}", lambda: (
+            self.db.volumes.delete_many({"instance_id": str(instance["_id"]), "state": "creating"}),
+            self.db.instances.delete_many({"_id": instance["_id"]})))
+        return instance
+
+    def nodes(self, zone_id: str) -> list[placement.Node]:
+        nodes = []
+        for kaktus in self.db.kaktuses.find({"zone_id": zone_id}):
+            caps = kaktus.get("capabilities") or {}
+            threads = int((caps.get("cpu") or {}).get("threads") or 0)
+            hosted = self.db.instances.find({"kaktus_id": str(kaktus["_id"])},
+                                            projection={"name": 1, "vcpus": 1, "memory": 1})
+            nodes.append(placement.Node(
+                kaktus_id=str(kaktus["_id"]), name=kaktus["name"],
+                online=bool(self.gateway.connected_ids(kaktus["agent_ids"])),
+                vcpu_capacity=threads * kaktus["overcommit_cpu_ratio"],
+                memory_capacity=int(caps.get("memory") or 0) * kaktus["overcommit_memory_ratio"],
+                vcpus=sum(i["vcpus"] for i in hosted), memory=sum(i["memory"] for i in hosted),
+                instance_names=[i["name"] for i in hosted]))
+        return nodes
+
+    def _place(self, project: Document, zone: Document, plan: Plan) -> Document:
+        """Elect a Kaktus and write the instance there (in the zone's serializer: capacity is not double-booked)."""
+        nodes = self.nodes(str(zone["_id"]))
+        node = placement.elect(nodes, plan.name, plan.vcpus, plan.memory, plan.avoid_kaktus_ids)
+        if node is None:
+            raise QuotaExceeded(f"no room for {plan.name} in zone {zone['name']}: "
+                                f"{placement.why_none_fits(nodes, plan.vcpus, plan.memory)}")
+        return self.db.instances.insert(
+            {"project_id": str(project["_id"]), "region_id": zone["region_id"], "zone_id": str(zone["_id"]),
+             "kaktus_id": node.kaktus_id, "name": plan.name, "description": plan.description, "vcpus": plan.vcpus,
+             "memory": plan.memory, "adapter_ids": [], "volume_ids": [], "profile": plan.profile,
+             "profile_id": plan.profile_id, "agent_id": "", "seed_volume_id": "", "local_ip": "", "os": "",
+             "dns_domain": "", "dns_addresses": [], "state": "creating"},
+            conflict=f"an instance named {plan.name} already exists")
+
+    def _realize(self, project: Document, zone: Document, instance: Document, undo: Undo) -> Document:
+        nics = self._interfaces(project, zone, instance)
+        disks = [self.db.volumes.get(volume_id) for volume_id in instance["volume_ids"]]
+        os_volumes = [v for v in disks if v["type"] == OS]
+        if len(os_volumes) != 1:
+            raise Unprocessable(f"an instance needs exactly one OS volume; {instance['name']} has {len(os_volumes)}")
+        disks.remove(os_volumes[0])
+        disks.insert(0, os_volumes[0])
+        template = self.db.templates.get(os_volumes[0]["template_id"])
+        local_ip = next((nic.addresses[0].split("/")[0] for nic in nics if nic.private and nic.addresses), "")
+        region = self.db.regions.get(zone["region_id"])
+        changes: dict[str, typing.Any] = {"os": template["os"], "local_ip": local_ip,
+                                          "volume_ids": [str(v["_id"]) for v in disks]}
+        # The host name, on the region's Kiwis.
+        private_addresses = [nic.addresses[0].split("/")[0] for nic in nics if nic.private and nic.addresses]
+        if project.get("domain") and private_addresses:
+            self.dns.add_host(project["domain"], zone["region_id"], instance["name"], private_addresses)
+            undo.push(f"remove host {instance['name']}",
+                      lambda: self.dns.remove_host(project["domain"], zone["region_id"], instance["name"]))
+            changes.update(dns_domain=project["domain"], dns_addresses=private_addresses)
+        # The agent inside Kawaii and Konvey VMs.
+        controller_id = controller_key = ""
+        if instance["profile"] in PROFILES_WITH_AGENT:
+            agent = self.db.agents.insert({"name": instance["name"], "type": rpc.KONTROLLER,
+                                           "description": f"Kontroller of {instance['profile']} VM {instance['name']}"},
+                                          conflict=f"an agent named {instance['name']} already exists")
+            controller_id = str(agent["_id"])
+            undo.push(f"delete agent {instance['name']}", lambda: self._forget_agent(controller_id))
+            controller_key = self.tokens.issue_instance_agent_key(agent)
+            changes["agent_id"] = controller_id
+        # The cloud-init seed.
+        root_hash = self.hasher.hash(project["root_password"]) if project.get("root_password") else ""
+        seed = cloudinit.Seed(
+            instance_id=str(instance["_id"]), hostname=instance["name"], domain=project.get("domain", ""),
+            profile=instance["profile"], region=region["name"], zone=zone["name"], local_ip=local_ip,
+            metadata_uri=f"{self.public_url}/latest/meta-data", root_password_hash=root_hash,
+            service_user=project.get("bootstrap_user", ""), service_user_pubkey=project.get("bootstrap_pubkey", ""),
+            interfaces=nics, controller_uri=self.public_url.replace("http", "ws", 1) if controller_id else "",
+            controller_agent_id=controller_id, controller_agent_token=controller_key)
+        image = cloudinit.build_iso(self.templates.render(template["os"], seed))
+        pool = self.pools.get(os_volumes[0]["storage_pool_id"])
+        seed_volume = self.volumes.claim(str(project["_id"]), pool, f"{instance['name']}-cloudinit", "cloud-init seed",
+                                         ISO, len(image), instance_id=str(instance["_id"]))
+        undo.push("forget the seed", lambda: self.db.volumes.delete_many({"_id": seed_volume["_id"]}))
+        seed_volume = self.volumes.realize(seed_volume, image)
+        undo.push("delete the seed", lambda: self.volumes.destroy(seed_volume))
+        changes["seed_volume_id"] = str(seed_volume["_id"])
+        # The domain.
+        kaktus = self.db.kaktuses.get(instance["kaktus_id"])
+        node = self.gateway.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, "NodeCapabilities"))
+        storage = domain.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
+                                 pool.get("ceph_secret_uuid", ""))
+        xml = domain.domain_xml(
+            instance["name"], instance["vcpus"], instance["memory"], node["Arch"], node["GuestMachineName"],
+            node["GuestEmulator"], storage,
+            [domain.Disk(domain.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
+             for i, v in enumerate(disks)],
+            domain.Disk("hdd", pool["pool"], seed_volume["name"]),
+            [domain.Nic(nic.mac, self._bridge(nic_adapter), self._vlan(nic_adapter))
+             for nic, nic_adapter in zip(nics, self._adapters_in_nic_order(instance), strict=True)])
+        self._kaktus_call(kaktus, "CreateInstance", {"Name": instance["name"], "XML": xml})
+        undo.push(f"undefine {instance['name']}", lambda: self._undefine(kaktus, instance["name"]))
+        self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": InstanceAction.AUTO_START})
+        return self.db.instances.update(instance["_id"], {**changes, "state": "ready"})
+
+    # -- networking of one instance -----------------------------------------------------
+
+    def _adapters_in_nic_order(self, instance: Document) -> list[Document]:
+        """The public adapter first (``ens3``), then the others in the order given."""
+        adapters = [self.db.adapters.get(a) for a in instance["adapter_ids"]]
+        public = [a for a in adapters if not self.db.subnets.get(a["subnet_id"])["private"]]
+        if len(public) > 1:
+            raise Unprocessable("an instance can have one public adapter at most")
+        return public + [a for a in adapters if a not in public]
+
+    def _interfaces(self, project: Document, zone: Document, instance: Document) -> list[cloudinit.Interface]:
+        """The NICs as cloud-init configures them: addresses, default route, DNS."""
+        gateway_of_zone = project.get("zone_gateways", {}).get(str(zone["_id"]), "")
+        project_subnet_ids = {entry["value"] for entry in project.get("private_subnets", [])}
+        is_kawaii = instance["profile"] == "kawaii"
+        interfaces = []
+        for index, adapter in enumerate(self._adapters_in_nic_order(instance)):
+            subnet = self.db.subnets.get(adapter["subnet_id"])
+            prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
+            addresses = [f"{address}/{prefix}" for address in adapter.get("addresses", [])]
+            gateway = ""
+            if not subnet["private"]:
+                gateway = subnet["gateway"] if addresses else ""
+            elif str(subnet["_id"]) in project_subnet_ids and not is_kawaii:
+                gateway = gateway_of_zone  # the zone's Kawaii virtual address
+            first_two = index < 2
+            interfaces.append(cloudinit.Interface(
+                device=f"ens{3 + index}", mac=adapter["mac"], private=subnet["private"], addresses=addresses,
+                gateway=gateway if first_two or not is_kawaii else "",
+                dns=subnet.get("dns", "") if first_two else "",
+                domain=project.get("domain", "") if first_two else "",
+                routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []))
+        return interfaces
+
+    def _bridge(self, adapter: Document) -> str:
+        return self.db.vnets.get(self.db.subnets.get(adapter["subnet_id"])["vnet_id"])["interface"]
+
+    def _vlan(self, adapter: Document) -> int:
+        return self.db.vnets.get(self.db.subnets.get(adapter["subnet_id"])["vnet_id"])["vlan"]
+
+    # -- agents ------------------------------------------------------------------------
+
+    def _kaktus_call(self, kaktus: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
+        return self.gateway.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+
+    def _undefine(self, kaktus: Document, name: str) -> None:
+        try:
+            self._kaktus_call(kaktus, "InstanceOperation", {"Name": name, "Action": InstanceAction.HARD_SHUTDOWN})
+        except AgentCallFailed:
+            pass  # already off
+        try:
+            self._kaktus_call(kaktus, "DeleteInstance", {"Name": name})
+        except AgentCallFailed as exc:
+            log.warning("domain %s: the Kaktus could not undefine it (%s); forgetting it", name, exc.reason)
+
+    def _forget_agent(self, agent_id: str) -> None:
+        self.tokens.delete_for("agent", agent_id)
+        self.db.agents.delete_many({"_id": self.db.agents.get(agent_id)["_id"]})
+        self.gateway.disconnect(agent_id, "instance deleted")
+
+    def kaktus_of(self, instance: Document) -> Document:
+        return self.db.kaktuses.get(instance["kaktus_id"])
+
+    # -- operations ------------------------------------------------------------------------
+
+    def _ready(self, instance_id: str) -> Document:
+        instance = self.get(instance_id)
+        if instance.get("state") != "ready":
+            raise Unprocessable(f"instance {instance['name']} is still being created")
+        return instance
+
+    def power(self, instance_id: str, action: str) -> None:
+        instance = self._ready(instance_id)
+        self._kaktus_call(self.kaktus_of(instance), "InstanceOperation",
+                          {"Name": instance["name"], "Action": POWER_ACTIONS[action]})
+
+    def state(self, instance_id: str) -> dict[str, str]:
+        instance = self._ready(instance_id)
+        state = self._kaktus_call(self.kaktus_of(instance), "GetInstanceState", {"Name": instance["name"]})
+        return {"state": state["State"], "reason": state["Reason"]}
+
+    def remote_connection(self, instance_id: str) -> dict[str, str]:
+        instance = self._ready(instance_id)
+        url = self._kaktus_call(self.kaktus_of(instance), "GetInstanceRemoteConnectionUrl", {"Name": instance["name"]})
+        return {"url": url["URL"]}
+
+    def update(self, instance_id: str, fields: dict[str, typing.Any]) -> Document:
+        instance = self._ready(instance_id)
+        if fields["name"] != instance["name"]:
+            raise Unprocessable("an instance cannot be renamed: its name is its domain's name on the Kaktus")
+        for key, label in (("adapter_ids", "adapters"), ("volume_ids", "volumes")):
+            given = fields.get(key)
+            current = instance[key] if key == "adapter_ids" else instance["volume_ids"]
+            if given is not None and sorted(given) != sorted(current):
+                raise Unprocessable(f"an instance's {label} cannot be changed after its creation")
+        self.resize(instance, fields["vcpus"], fields["memory"])
+        return self.db.instances.update(instance_id, {"description": fields.get("description", "")})
+
+    def resize(self, instance: Document, vcpus: int, memory: int) -> Document:
+        """New vCPUs and memory: quota and Kaktus room checked, the domain redefined and restarted."""
+        if vcpus <= 0 or memory <= 0:
+            raise Unprocessable("an instance needs at least one vCPU and some memory")
+        if (vcpus, memory) == (instance["vcpus"], instance["memory"]):
+            return instance
+        kaktus = self.kaktus_of(instance)
+
+        def apply() -> Document:
+            node = next(n for n in self.nodes(kaktus["zone_id"]) if n.kaktus_id == str(kaktus["_id"]))
+            node.vcpus -= instance["vcpus"]
+            node.memory -= instance["memory"]
+            if not node.fits(vcpus, memory):
+                raise QuotaExceeded(f"Kaktus {kaktus['name']} has no room for {vcpus} vCPU(s) and this memory")
+            xml = self._kaktus_call(kaktus, "GetInstance", {"Name": instance["name"], "Migratable": True})["XML"]
+            self._kaktus_call(kaktus, "UpdateInstance", {"Name": instance["name"],
+                                                         "XML": domain.set_resources(xml, vcpus, memory)})
+            updated = self.db.instances.update(instance["_id"], {"vcpus": vcpus, "memory": memory})
+            # The new definition applies from the next boot.
+            for action in (InstanceAction.SOFT_SHUTDOWN, InstanceAction.HARD_SHUTDOWN, InstanceAction.START):
+                try:
+                    self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": action})
+                except AgentCallFailed as exc:
+                    log.info("instance %s restart step %s: %s", instance["name"], action, exc.reason)
+            return updated
+
+        demand = {"vcpus": max(0, vcpus - instance["vcpus"]), "memory": max(0, memory - instance["memory"])}
+        return self.projects.reserve(instance["project_id"], demand,
+                                     lambda: self.serializer.run(f"zone:{instance['zone_id']}", apply))
+
+    def delete(self, instance_id: str) -> None:
+        instance = self.get(instance_id)
+        if self.db.komputes.exists({"instance_id": instance_id}):
+            raise Conflict(f"instance {instance['name']} belongs to a Kompute: delete the Kompute")
+        self.destroy(instance)
+
+    def destroy(self, instance: Document) -> None:
+        """Undefine the domain, remove its seed, agent and host name, then the document.
+
+        The Kaktus must be reachable (otherwise the domain would outlive its record):
+        an offline agent fails the deletion with nothing changed. Adapters and volumes stay.
+        """
+        instance_id = str(instance["_id"])
+        self.check_reachable(instance)
+        if instance.get("state") == "ready":
+            self._undefine(self.kaktus_of(instance), instance["name"])
+        if instance.get("seed_volume_id"):
+            try:
+                self.volumes.destroy(self.db.volumes.get(instance["seed_volume_id"]))
+            except NotFound:
+                pass
+        if instance.get("agent_id"):
+            try:
+                self._forget_agent(instance["agent_id"])
+            except NotFound:
+                pass
+        if instance.get("dns_domain"):
+            self.dns.remove_host(instance["dns_domain"], instance["region_id"], instance["name"])
+        self.db.instances.delete(instance_id)
+
+    def check_reachable(self, instance: Document) -> None:
+        """AgentUnavailable unless the agents that deleting *instance* needs are connected."""
+        holders = [("Kaktus", self.kaktus_of(instance))]
+        for volume in self.db.volumes.find({"instance_id": str(instance["_id"])}):
+            holders.append(("storage pool", self.pools.get(volume["storage_pool_id"])))
+        for kind, holder in holders:
+            if not self.gateway.connected_ids(holder["agent_ids"]):
+                raise AgentUnavailable(f"{kind} {holder['name']} has no connected agent: nothing was deleted")

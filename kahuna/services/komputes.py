@@ -1,0 +1,128 @@
+"""Komputes: managed VMs. One instance with an OS disk (a clone of a template), an
+optional data disk, a public NIC (with a public address when asked) and a NIC on the
+project's private subnet, all made and taken back together."""
+
+from __future__ import annotations
+
+import typing
+
+from bson import ObjectId
+
+from kahuna.errors import Unprocessable
+from kahuna.services._undo import Undo
+from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan
+from kahuna.services.projects import ProjectService
+from kahuna.services.volumes import OS, RAW, VolumeService
+from kahuna.storage import Database, Document
+
+
+class KomputeService:
+    def __init__(self, db: Database, projects: ProjectService, instances: InstanceService, volumes: VolumeService):
+        self.db = db
+        self.projects = projects
+        self.instances = instances
+        self.volumes = volumes
+
+    def list_ids(self, project_id: str | None = None) -> list[str]:
+        if project_id is None:
+            return self.db.komputes.ids()
+        self.projects.get(project_id)
+        return self.db.komputes.ids({"project_id": project_id})
+
+    def get(self, kompute_id: str) -> Document:
+        return self.db.komputes.get(kompute_id)
+
+    def view(self, kompute: Document) -> dict[str, typing.Any]:
+        """The API model, read from the instance and its disks."""
+        instance = self.db.instances.get(kompute["instance_id"])
+        disks = [self.db.volumes.get(v) for v in instance["volume_ids"]]
+        ip = ""
+        for adapter_id in instance["adapter_ids"]:
+            adapter = self.db.adapters.get(adapter_id)
+            if self.db.subnets.get(adapter["subnet_id"])["private"] and adapter.get("addresses"):
+                ip = adapter["addresses"][0]
+                break
+        return {"_id": kompute["_id"], "name": instance["name"], "description": instance["description"],
+                "memory": instance["memory"], "vcpus": instance["vcpus"], "disk": disks[0]["size"] if disks else 0,
+                "data_disk": disks[1]["size"] if len(disks) > 1 else None, "ip": ip}
+
+    def public_subnet(self, region_id: str) -> Document:
+        """The default subnet of the region's public virtual network."""
+        for vnet in self.db.vnets.find({"region_id": region_id, "private": False}, sort=[("_id", 1)]):
+            subnet_id = vnet.get("defaults", {}).get("subnet_id")
+            if subnet_id:
+                return self.db.subnets.get(subnet_id)
+        region = self.db.regions.get(region_id)
+        raise Unprocessable(f"region {region['name']} has no public subnet (a public virtual network with a subnet)")
+
+    def plan(self, project: Document, zone: Document, pool: Document, template: Document, name: str,
+             description: str, vcpus: int, memory: int, disk: int, data_disk: int, public: bool,
+             profile: str = "", profile_id: str = "", peering_subnet_ids: typing.Sequence[str] = (),
+             avoid_kaktus_ids: frozenset[str] = frozenset()) -> Plan:
+        if disk <= 0:
+            raise Unprocessable("a Kompute's disk size must be positive (bytes)")
+        private = self.projects.private_subnet(project, zone["region_id"])
+        public_subnet = self.public_subnet(zone["region_id"])
+        volumes = [NewVolume(f"{name}-os", OS, disk, pool, template)]
+        if data_disk:
+            volumes.append(NewVolume(f"{name}-data", RAW, data_disk, pool))
+        adapters = [NewAdapter(f"{name}-public-adapter", str(public_subnet["_id"]), public),
+                    NewAdapter(f"{name}-private-adapter", str(private["_id"]), True)]
+        adapters += [NewAdapter(f"{name}-peering-adapter-{n}", subnet_id, True)
+                     for n, subnet_id in enumerate(peering_subnet_ids)]
+        return Plan(name, description, vcpus, memory, new_adapters=adapters, new_volumes=volumes, profile=profile,
+                    profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids)
+
+    def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any], pool_id: str | None,
+               template_id: str | None, public: bool) -> Document:
+        project = self.projects.get(project_id)
+        zone = self.instances.zone_of_project(project, zone_id)
+        pool = self.volumes.pool_of_region(zone["region_id"], pool_id)
+        template = self.volumes.template_of_pool(pool, template_id)
+        plan = self.plan(project, zone, pool, template, fields["name"], fields.get("description", ""),
+                         fields["vcpus"], fields["memory"], fields["disk"], fields.get("data_disk") or 0, public)
+        return self.build(project, zone, plan)
+
+    def build(self, project: Document, zone: Document, plan: Plan, undo: Undo | None = None) -> Document:
+        """The Kompute of *plan*: its instance, then its record (taken back with the rest on failure)."""
+        with Undo() as own:
+            undo = undo or own
+            instance = self.instances.provision(project, zone, plan, undo)
+            kompute = self.db.komputes.insert(
+                {"project_id": str(project["_id"]), "instance_id": str(instance["_id"]), "name": instance["name"],
+                 "profile": plan.profile, "profile_id": plan.profile_id},
+                conflict=f"a Kompute named {plan.name} already exists")
+            undo.push(f"forget Kompute {plan.name}", lambda: self.db.komputes.delete_many({"_id": kompute["_id"]}))
+            return kompute
+
+    def update(self, kompute_id: str, fields: dict[str, typing.Any]) -> Document:
+        kompute = self.get(kompute_id)
+        instance = self.db.instances.get(kompute["instance_id"])
+        if fields["name"] != instance["name"]:
+            raise Unprocessable("a Kompute cannot be renamed: its name is its domain's name on the Kaktus")
+        disks = [self.db.volumes.get(v) for v in instance["volume_ids"]]
+        if fields["disk"] < disks[0]["size"] or (len(disks) > 1 and (fields.get("data_disk") or 0) < disks[1]["size"]):
+            raise Unprocessable("a Kompute's disks cannot shrink")
+        if len(disks) == 1 and fields.get("data_disk"):
+            raise Unprocessable("a data disk can only be added when the Kompute is created")
+        self.volumes.grow(disks[0], fields["disk"])
+        if len(disks) > 1:
+            self.volumes.grow(disks[1], fields["data_disk"])
+        self.instances.resize(instance, fields["vcpus"], fields["memory"])
+        self.db.instances.update(instance["_id"], {"description": fields.get("description", "")})
+        return kompute
+
+    def delete(self, kompute_id: str) -> None:
+        kompute = self.get(kompute_id)
+        if kompute.get("profile"):
+            raise Unprocessable(f"this Kompute is a VM of a {kompute['profile'].capitalize()}: delete that instead")
+        self.destroy(kompute)
+
+    def destroy(self, kompute: Document) -> None:
+        """The instance (domain, seed, agent, host name), then its disks and adapters, then the record."""
+        instance = self.db.instances.get(kompute["instance_id"])
+        self.instances.destroy(instance)
+        for volume in self.db.volumes.find({"instance_id": kompute["instance_id"]}):
+            self.volumes.destroy(volume)
+        self.db.adapters.delete_many({"_id": {"$in": [ObjectId(a) for a in instance["adapter_ids"]]}})
+        self.db.komputes.delete(kompute["_id"])
