@@ -60,6 +60,7 @@ class Deployment:
         server = kahuna.listen("127.0.0.1", 0)
         public_url = f"http://127.0.0.1:{server.address[1]}"
         kahuna.services.users.public_url = public_url
+        kahuna.services.instances.public_url = public_url
         return cls(kahuna, mail, db_name)
 
     def stop(self) -> None:

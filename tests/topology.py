@@ -44,7 +44,8 @@ def build(deployment: Deployment, with_templates: bool = False) -> Topology:
     for name in ("kiwi-west-1", "kiwi-west-2", "kiwi-east-1"):
         t.agents[name] = deployment.simulated_agent(name, "Kiwi")
     # kaktus-a and kaktus-b serve one Ceph cluster: what one makes in the pool, the other sees.
-    t.agents["kaktus-b"].volumes = t.agents["kaktus-a"].volumes
+    for shared in ("volumes", "filesystems", "nfs_exports"):
+        setattr(t.agents["kaktus-b"], shared, getattr(t.agents["kaktus-a"], shared))
     for zone in ("a", "b", "c"):
         t.kaktuses[zone] = zones.create_kaktus(t.zones[zone].id, k.Kaktus(
             name=f"k-{zone}", agents=[t.agents[f"kaktus-{zone}"].id],

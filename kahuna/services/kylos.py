@@ -74,16 +74,16 @@ class KyloService:
             conflict=f"NFS storage {nfs['name']} already has a share named {name}")
         with Undo() as undo:
             undo.push(f"forget share {name}", lambda: self.db.kylos.delete_many({"_id": kylo["_id"]}))
-            filesystems = self.pools.call(pool, "ListFileSystems", {})["FS"]
+            filesystems = self.pools.call_cephfs(pool, "ListFileSystems", {})["FS"]
             if nfs["fs"] not in filesystems:
                 raise Unprocessable(f"the Ceph file system {nfs['fs']} of NFS storage {nfs['name']} does not exist")
-            if name in self.pools.call(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
+            if name in self.pools.call_cephfs(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
                 raise Conflict(f"the Ceph file system {nfs['fs']} already has a subvolume named {name}")
-            made = self.pools.call(pool, "CreateFsSubVolume", {"FS": nfs["fs"], "SubVolume": name})
+            made = self.pools.call_cephfs(pool, "CreateFsSubVolume", {"FS": nfs["fs"], "SubVolume": name})
             undo.push(f"delete subvolume {name}",
-                      lambda: self.pools.call(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": name}))
+                      lambda: self.pools.call_cephfs(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": name}))
             kylo = self.db.kylos.update(kylo["_id"], {"path": made["Path"], "size": made["BytesUsed"]})
-            self.pools.call(pool, "CreateNfsBackends", self._backends(kylo, nfs))
+            self.pools.call_cephfs(pool, "CreateNfsBackends", self._backends(kylo, nfs))
             return self.db.kylos.update(kylo["_id"], {"state": "ready"})
 
     def update(self, kylo_id: str, fields: dict[str, typing.Any]) -> Document:
@@ -93,7 +93,7 @@ class KyloService:
         access, protocols = self._sharing(fields)
         nfs = self.db.nfs.get(kylo["nfs_id"])
         changed = {**kylo, "access": access, "protocols": protocols}
-        self.pools.call(self.pools.get(nfs["storage_pool_id"]), "UpdateNfsBackends", self._backends(changed, nfs))
+        self.pools.call_cephfs(self.pools.get(nfs["storage_pool_id"]), "UpdateNfsBackends", self._backends(changed, nfs))
         return self.db.kylos.update(kylo_id, {"description": fields.get("description", ""), "access": access,
                                               "protocols": protocols})
 
@@ -102,12 +102,12 @@ class KyloService:
         nfs = self.db.nfs.get(kylo["nfs_id"])
         pool = self.pools.get(nfs["storage_pool_id"])
         try:
-            self.pools.call(pool, "DeleteNfsBackends", self._backends(kylo, nfs))
+            self.pools.call_cephfs(pool, "DeleteNfsBackends", self._backends(kylo, nfs))
         except AgentCallFailed:
             pass  # no export left to remove; the subvolume is what matters
         try:
-            self.pools.call(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": kylo["name"]})
+            self.pools.call_cephfs(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": kylo["name"]})
         except AgentCallFailed as exc:
-            if kylo["name"] in self.pools.call(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
+            if kylo["name"] in self.pools.call_cephfs(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
                 raise Unprocessable(f"share {kylo['name']} could not be deleted: {exc.reason}") from None
         self.db.kylos.delete(kylo_id)

@@ -117,8 +117,11 @@ class ProjectService:
         return self.serializer.run(f"project:{project_id}", allocate)
 
     def release_vrrp_ids(self, project_id: str, vrrp_ids: list[int]) -> None:
-        self.db.projects.collection.update_one({"_id": self.db.projects.get(project_id)["_id"]},
-                                               {"$pull": {"reserved_vrrp_ids": {"$in": vrrp_ids}}})
+        def release() -> None:
+            used = self.db.projects.get(project_id).get("reserved_vrrp_ids", [])
+            self.db.projects.update(project_id, {"reserved_vrrp_ids": [n for n in used if n not in vrrp_ids]})
+
+        self.serializer.run(f"project:{project_id}", release)
 
     # -- writes --------------------------------------------------------------------
 

@@ -86,6 +86,10 @@ class PoolService:
         """A volume RPC, sent to one connected agent of the pool."""
         return self.gateway.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), {"Pool": pool["pool"], **params})
 
+    def call_cephfs(self, pool: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
+        """A CephFS/NFS RPC (they name a file system, not a pool), sent to one connected agent of the pool."""
+        return self.gateway.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+
     def on_agent_connected(self, agent_id: str) -> None:
         for pool in self.db.pools.find({"agent_ids": agent_id}):
             self._scan(pool)
