@@ -24,11 +24,13 @@ from dataclasses import dataclass, field, replace
 
 import gevent
 import gevent.event
+import gevent.pool
 import pykka
 
 from actors._transport import (
     BINARY,
     DEAD,
+    GOING_AWAY,
     NORMAL,
     PING,
     POLICY_VIOLATION,
@@ -42,6 +44,10 @@ from kahuna import rpc
 from kahuna.errors import AgentCallFailed, AgentDisconnected, AgentTimeout, AgentUnavailable
 
 log = logging.getLogger(__name__)
+
+
+#: Agents whose post-connection work runs at once (the others wait their turn).
+POST_CONNECTION_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -337,9 +343,16 @@ class AgentPlane:
     """Connected agents and the calls to them; implements :class:`kahuna.rpc.AgentGateway`."""
 
     def __init__(self, settings: AgentSettings | None = None,
-                 on_connected: typing.Callable[[AgentInfo], None] | None = None):
+                 on_connected: typing.Callable[[AgentInfo], None] | None = None,
+                 observe_rpc: typing.Callable[[str, str, float], None] | None = None):
         self.settings = settings or AgentSettings()
         self._on_connected = on_connected
+        # (method, outcome, seconds) of every call: ok, failed, timeout or disconnected.
+        self._observe_rpc = observe_rpc or (lambda method, outcome, seconds: None)
+        # After a restart or a failover every agent reconnects at once; their post-connection
+        # work (database writes, scans) is admitted a few at a time so that the database is not
+        # swamped, while the sockets themselves are served (and pinged) at once.
+        self._welcomes = gevent.pool.Pool(POST_CONNECTION_CONCURRENCY)
         self._registry = _Registry.start()
         self._ticker = gevent.spawn(self._tick_forever)
 
@@ -383,10 +396,13 @@ class AgentPlane:
         current = self._registry.ask(_SetCapabilities(info.id, connection, capabilities["Version"],
                                                       tuple(capabilities["Methods"])), timeout=10)
         if current is not None and self._on_connected is not None:
-            try:
-                self._on_connected(current)
-            except Exception:
-                log.exception("post-connection work for agent %s failed", info.id)
+            self._welcomes.apply(self._run_on_connected, (current,))
+
+    def _run_on_connected(self, info: AgentInfo) -> None:
+        try:
+            self._on_connected(info)
+        except Exception:
+            log.exception("post-connection work for agent %s failed", info.id)
 
     def connected(self) -> list[AgentInfo]:
         return self._registry.ask(_ListAgents(), timeout=10)
@@ -402,6 +418,13 @@ class AgentPlane:
 
     def disconnect(self, agent_id: str, reason: str, code: int = NORMAL) -> bool:
         return self._registry.ask(_Disconnect(agent_id, code, reason), timeout=10)
+
+    def disconnect_all(self, reason: str) -> int:
+        """Close every agent's socket (this node turned passive: they reconnect to the active one)."""
+        agents = self.connected()
+        for info in agents:
+            self.disconnect(info.id, reason, GOING_AWAY)
+        return len(agents)
 
     # -- calls -----------------------------------------------------------------------
 
@@ -446,6 +469,24 @@ class AgentPlane:
 
     def _call_connection(self, info: AgentInfo, connection: pykka.ActorRef, method: rpc.Method,
                          params: dict[str, typing.Any], timeout: float | None = None) -> dict[str, typing.Any]:
+        started = time.monotonic()
+        outcome = "ok"
+        try:
+            return self._call_and_wait(info, connection, method, params, timeout)
+        except AgentTimeout:
+            outcome = "timeout"
+            raise
+        except AgentDisconnected:
+            outcome = "disconnected"
+            raise
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            self._observe_rpc(method.wire_name, outcome, time.monotonic() - started)
+
+    def _call_and_wait(self, info: AgentInfo, connection: pykka.ActorRef, method: rpc.Method,
+                       params: dict[str, typing.Any], timeout: float | None) -> dict[str, typing.Any]:
         call = _Call(method, params)
         try:
             connection.tell(call)

@@ -6,6 +6,10 @@ the contract's schemas, ask a service, and shape the reply; they hold no logic.
 
 from __future__ import annotations
 
+import time
+import typing
+from dataclasses import dataclass
+
 import flask_smorest
 from flask import Flask
 from pymongo.errors import PyMongoError
@@ -19,6 +23,7 @@ from api.agent_socket import PATH as AGENT_SOCKET_PATH
 from api.agent_socket import AgentSocket
 from kahuna import API_VERSION
 from kahuna.errors import KahunaError
+from kahuna.metrics import Metrics
 from kahuna.services import Services
 
 API_PREFIX = "/api/v1"
@@ -29,7 +34,18 @@ RESOURCE_BLUEPRINTS = (
     compute.kompute_blp, compute.kylo_blp, gateways.kawaii_blp, gateways.konvey_blp,
 )
 
-__all__ = ["API_PREFIX", "AgentSocket", "create_app"]
+__all__ = ["API_PREFIX", "AgentSocket", "NodeState", "create_app"]
+
+#: Methods a passive node still answers (reads from the shared database).
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What the HTTP layer needs to know of this node: its HA role and its metrics."""
+
+    is_active: typing.Callable[[], bool]
+    metrics: Metrics
 
 
 class _Api(flask_smorest.Api):
@@ -72,14 +88,55 @@ def create_api_app(services: Services) -> Flask:
     return app
 
 
-def create_app(services: Services, agent_socket: AgentSocket):
+class _PassiveGate:
+    """On a passive node, refuse writes to the API with 503: they belong to the active node."""
+
+    def __init__(self, application: typing.Callable, is_active: typing.Callable[[], bool]):
+        self.application = application
+        self.is_active = is_active
+
+    def __call__(self, environ: dict, start_response: typing.Callable) -> typing.Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "GET") not in READ_METHODS and not self.is_active():
+            start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "2")])
+            return [b'{"status":503,"error":"Service unavailable.",'
+                    b'"reason":"this Kahuna node is passive: writes go to the active node"}']
+        return self.application(environ, start_response)
+
+
+class _Measured:
+    """Count and time every HTTP request (the agents' long-lived sockets excepted)."""
+
+    def __init__(self, application: typing.Callable, metrics: Metrics):
+        self.application = application
+        self.metrics = metrics
+
+    def __call__(self, environ: dict, start_response: typing.Callable) -> typing.Iterable[bytes]:
+        if environ.get("PATH_INFO") == AGENT_SOCKET_PATH:
+            return self.application(environ, start_response)
+        started = time.monotonic()
+        status = [500]
+
+        def recording_start_response(status_line: str, headers: list, *args: typing.Any) -> typing.Callable:
+            status[0] = int(status_line.split(" ", 1)[0])
+            return start_response(status_line, headers, *args)
+
+        try:
+            return self.application(environ, recording_start_response)
+        finally:
+            self.metrics.observe_http(environ.get("REQUEST_METHOD", ""), status[0], time.monotonic() - started)
+
+
+def create_app(services: Services, agent_socket: AgentSocket, node: NodeState):
     """The whole WSGI application: pages at the root, the REST API under /api/v1, agents on /ws."""
     site = Flask("kahuna")
     site.extensions["kahuna"] = services
+    site.extensions["kahuna.node"] = node
     site.register_blueprint(pages.blp)
     site.register_blueprint(metadata.blp)
     _register_error_handlers(site)
-    application = DispatcherMiddleware(site, {API_PREFIX: create_api_app(services), AGENT_SOCKET_PATH: agent_socket})
+    application = DispatcherMiddleware(site, {API_PREFIX: _PassiveGate(create_api_app(services), node.is_active),
+                                              AGENT_SOCKET_PATH: agent_socket})
+    application = _Measured(application, node.metrics)
     proxies = services.config.global_.http.trustedProxies
     if proxies:
         # Only the configured number of proxies (Caddy) is trusted for the client address and scheme.

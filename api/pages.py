@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.blueprint import services
 from kahuna import API_VERSION, CODENAME, __version__
+from kahuna.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kahuna.services.users import InvalidLink
 
 blp = Blueprint("pages", __name__)
@@ -57,9 +58,29 @@ def version() -> Response:
     return Response(f"{__version__} ({CODENAME}, API {API_VERSION})\n", mimetype="text/plain")
 
 
+def _node():
+    return current_app.extensions["kahuna.node"]
+
+
 @blp.route("/healthz")
 def health() -> Response:
+    """Liveness and readiness: 200 when the database answers; says whether this node is the active one."""
     reachable = services().db.is_reachable()
-    response = jsonify({"status": "ok" if reachable else "degraded", "database": reachable})
+    response = jsonify({"status": "ok" if reachable else "degraded", "database": reachable,
+                        "role": "active" if _node().is_active() else "passive"})
     response.status_code = 200 if reachable else 503
     return response
+
+
+@blp.route("/healthz/active")
+def health_active() -> Response:
+    """200 only on the active node of an HA pair (what Caddy's health checks ask), 503 otherwise."""
+    active = _node().is_active() and services().db.is_reachable()
+    response = jsonify({"role": "active" if active else "passive"})
+    response.status_code = 200 if active else 503
+    return response
+
+
+@blp.route("/metrics")
+def metrics() -> Response:
+    return Response(_node().metrics.exposition(), content_type=METRICS_CONTENT_TYPE)

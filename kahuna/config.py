@@ -124,6 +124,15 @@ class AgentsConfig:
 
 
 @dataclass(frozen=True)
+class HaConfig:
+    # Active-passive pair on one database: only the node holding the lease serves writes and agents.
+    enabled: bool = False
+    leaseSeconds: float = 10.0
+    # Name of this node in the lease (default: the host name).
+    nodeName: str = ""
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     logLevel: str = "INFO"
     publicUrl: str = "http://127.0.0.1:8080"
@@ -137,6 +146,7 @@ class GlobalConfig:
     cloudinit: CloudInitConfig = field(default_factory=CloudInitConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
+    ha: HaConfig = field(default_factory=HaConfig)
 
 
 @dataclass(frozen=True)

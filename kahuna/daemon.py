@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import pykka
 
 from kahuna.config import Config
+from kahuna.ha import LeaseStore, node_identity
 from kahuna.mail import Mailer, SmtpMailer
+from kahuna.metrics import Metrics
 from kahuna.server import NoDelayWSGIServer
 from kahuna.services import Services, build_services
 from kahuna.storage import Database
@@ -45,6 +47,9 @@ class Kahuna:
     application: object
     plane: typing.Any = None
     agent_socket: typing.Any = None
+    metrics: Metrics | None = None
+    # The HA lease keeper (None when HA is off: the node is always active).
+    lease: typing.Any = None
     embedded: EmbeddedFerretDB | None = None
     server: NoDelayWSGIServer | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -52,8 +57,8 @@ class Kahuna:
     @classmethod
     def start(cls, config: Config, mailer: Mailer | None = None) -> Kahuna:
         # Imported here: these pull in pykka and Flask, which must come after gevent's patching.
-        from actors import AgentPlane, AgentSettings, Serializer, Throttle
-        from api import AgentSocket, create_app
+        from actors import AgentPlane, AgentSettings, LeaseKeeper, Serializer, Throttle
+        from api import AgentSocket, NodeState, create_app
 
         embedded = None
         g = config.global_
@@ -70,15 +75,25 @@ class Kahuna:
             if embedded:
                 embedded.stop()
             raise
+        metrics = Metrics()
         plane = AgentPlane(AgentSettings(ping_interval=g.agents.pingIntervalSeconds,
                                          dead_after=g.agents.deadAfterSeconds,
-                                         max_message_bytes=g.agents.maxMessageBytes))
+                                         max_message_bytes=g.agents.maxMessageBytes),
+                           observe_rpc=metrics.observe_rpc)
         services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane, Throttle())
         plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
                                                                           agent.methods))
-        agent_socket = AgentSocket(services.agents, plane)
-        return cls(config=config, db=db, services=services, application=create_app(services, agent_socket),
-                   plane=plane, agent_socket=agent_socket, embedded=embedded)
+        lease = None
+        is_active: typing.Callable[[], bool] = lambda: True  # noqa: E731
+        if g.ha.enabled:
+            lease = LeaseKeeper(LeaseStore(db, g.ha.leaseSeconds), node_identity(g.ha.nodeName), g.ha.leaseSeconds,
+                                on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"))
+            is_active = lease.is_active
+        metrics.watch(db, lambda: [agent.type for agent in plane.connected()], is_active)
+        agent_socket = AgentSocket(services.agents, plane, accepting=is_active)
+        application = create_app(services, agent_socket, NodeState(is_active, metrics))
+        return cls(config=config, db=db, services=services, application=application, plane=plane,
+                   agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease)
 
     def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:
         """Create the first superAdmin when there is no user; return (e-mail, password) to show once."""
@@ -108,6 +123,8 @@ class Kahuna:
         if self._stopped:
             return
         self._stopped = True
+        if self.lease is not None:
+            self.lease.stop(release=True)
         if self.server is not None:
             self.server.stop(timeout=5)
         if self.plane is not None:

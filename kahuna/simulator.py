@@ -81,8 +81,10 @@ class Behaviour:
 
 class SimulatedAgent:
     def __init__(self, url: str, agent_type: str, agent_id: str, api_key: str, *, signed: bool = False,
-                 name: str = ""):
+                 name: str = "", ca_file: str | None = None):
         self.url = url.rstrip("/") + "/ws"
+        # wss:// with the server's certificate checked against this CA bundle (as the Go agents check it).
+        self.sslopt = {"ca_certs": ca_file} if ca_file else None
         self.type = agent_type
         self.id = agent_id
         self.api_key = api_key
@@ -123,7 +125,8 @@ class SimulatedAgent:
         """Dial Kahuna and start serving; :class:`HandshakeFailed` if Kahuna refuses."""
         try:
             ws = websocket.create_connection(self.url, header=self.handshake_headers(), timeout=timeout,
-                                             enable_multithread=False, skip_utf8_validation=True)
+                                             enable_multithread=False, skip_utf8_validation=True,
+                                             sslopt=self.sslopt)
         except websocket.WebSocketBadStatusException as exc:
             raise HandshakeFailed(exc.status_code) from None
         ws.settimeout(None)

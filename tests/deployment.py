@@ -31,16 +31,19 @@ class Account:
 
 
 class Deployment:
-    def __init__(self, kahuna: Kahuna, mail: MailServer, db_name: str):
+    def __init__(self, kahuna: Kahuna, mail: MailServer, db_name: str, owns_database: bool = True):
         self.kahuna = kahuna
         self.mail = mail
         self.db_name = db_name
+        self.owns_database = owns_database
         host, port = kahuna.server.address[:2]
         self.base_url = f"http://{host}:{port}"
         self.http = urllib3.PoolManager()
 
     @classmethod
-    def start(cls, db_uri: str, db_name: str, mail: MailServer, **overrides) -> Deployment:
+    def start(cls, db_uri: str, db_name: str, mail: MailServer, keep_database: bool = False,
+              **overrides) -> Deployment:
+        """A Kahuna on loopback; *keep_database* for a second node of a pair (the first drops it)."""
         config = Config().with_overrides({
             "global.db.uri": db_uri,
             "global.db.name": db_name,
@@ -55,16 +58,18 @@ class Deployment:
             "global.accounts.bcryptCost": 4,
             **overrides,
         })
-        mail.clear()
+        if not keep_database:
+            mail.clear()
         kahuna = Kahuna.start(config)
         server = kahuna.listen("127.0.0.1", 0)
         public_url = f"http://127.0.0.1:{server.address[1]}"
         kahuna.services.users.public_url = public_url
         kahuna.services.instances.public_url = public_url
-        return cls(kahuna, mail, db_name)
+        return cls(kahuna, mail, db_name, owns_database=not keep_database)
 
     def stop(self) -> None:
-        self.kahuna.db.client.drop_database(self.db_name)
+        if self.owns_database:
+            self.kahuna.db.client.drop_database(self.db_name)
         self.kahuna.stop()
 
     # -- SDK clients ---------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_patch_with_a_malformed_query_is_a_documented_422(deployment, http):
 def test_version_and_health(http):
     assert "API 0.53.2" in http("GET", "/version").data.decode()
     health = http("GET", "/healthz")
-    assert health.status == 200 and health.json() == {"status": "ok", "database": True}
+    assert health.status == 200 and health.json() == {"status": "ok", "database": True, "role": "active"}
 
 
 def test_the_openapi_document_is_served(http):

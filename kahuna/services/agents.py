@@ -23,18 +23,20 @@ import datetime
 import hashlib
 import hmac
 import logging
+import random
 import re
 import time
 import typing
 from dataclasses import dataclass
 
 from bson import ObjectId
+from pymongo.errors import OperationFailure
 
 from kahuna import credentials
 from kahuna.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentGateway
 from kahuna.services.tokens import AGENT, KEY_REVOKED, TokenService, has_expired
-from kahuna.storage import Database, Document, utcnow
+from kahuna.storage import Database, Document, is_transient, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ SIGNATURE_HEADER = "X-WS-Kowabunga-Signature"
 
 #: The types the REST API manages (the contract's enum); Kontroller agents are made by Kahuna.
 REST_TYPES = (KAKTUS, KIWI)
+TRANSIENT_RETRIES = 5
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 #: Collections whose documents list agents in ``agent_ids``.
 AGENT_HOLDERS = ("kaktus", "kiwi", "storage_pool")
@@ -129,11 +132,20 @@ class AgentService:
         """An agent connected and told its capabilities: record them if they changed, then run its type's hook.
 
         Writing only on change matters: after a restart or a failover every agent reconnects at
-        once, and their capabilities are what they were.
+        once, and their capabilities are what they were. A write the database refuses for now
+        (contention) is retried a few times before the connection's work is given up.
         """
         capabilities = {"version": version, "methods": list(methods)}
-        self.db.agents.collection.update_one({"_id": ObjectId(agent_id), "capabilities": {"$ne": capabilities}},
-                                             {"$set": {"capabilities": capabilities}})
+        for attempt in range(1, TRANSIENT_RETRIES + 1):
+            try:
+                self.db.agents.collection.update_one(
+                    {"_id": ObjectId(agent_id), "capabilities": {"$ne": capabilities}},
+                    {"$set": {"capabilities": capabilities}})
+                break
+            except OperationFailure as exc:
+                if not is_transient(exc) or attempt == TRANSIENT_RETRIES:
+                    raise
+                time.sleep(0.1 * attempt * (1 + random.random()))
         hook = self.connection_hooks.get(agent_type)
         if hook is not None:
             hook(agent_id)

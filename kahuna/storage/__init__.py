@@ -6,9 +6,9 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from kahuna.storage import schema
-from kahuna.storage.documents import Document, Documents, object_id, utcnow
+from kahuna.storage.documents import Document, Documents, is_transient, object_id, utcnow
 
-__all__ = ["Database", "Document", "Documents", "object_id", "schema", "utcnow"]
+__all__ = ["Database", "Document", "Documents", "is_transient", "object_id", "schema", "utcnow"]
 
 
 class Database:

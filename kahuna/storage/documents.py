@@ -39,6 +39,12 @@ def is_duplicate_key(error: OperationFailure) -> bool:
     return isinstance(error, DuplicateKeyError) or "UNIQUE constraint failed" in str(error)
 
 
+def is_transient(error: Exception) -> bool:
+    """A write refused for now but worth retrying: FerretDB's SQLite backend answers SQLITE_BUSY
+    (as an internal error) when too many writers contend, where MongoDB would have queued them."""
+    return isinstance(error, OperationFailure) and "SQLITE_BUSY" in str(error)
+
+
 def object_id(text: typing.Any, kind: str) -> ObjectId:
     """The ObjectId behind an API id; a malformed id names no object, hence 404."""
     if isinstance(text, ObjectId):

@@ -1,0 +1,79 @@
+"""Prometheus metrics of one Kahuna process (served on ``/metrics``, not proxied by Caddy).
+
+Counters and histograms are updated where things happen (HTTP requests, agent RPCs);
+gauges that describe state (connected agents, objects, HA role) are read at scrape
+time from their owners, so they are never stale. Each Kahuna has its own registry.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from kahuna.storage import Database, schema
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_NOT_OBJECTS = {"settings", "api_key", "agent_nonce", "session"}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter("kahuna_http_requests_total", "HTTP requests answered.",
+                                     ["method", "status"], registry=self.registry)
+        self.http_seconds = Histogram("kahuna_http_request_duration_seconds", "Time to answer an HTTP request.",
+                                      ["method"], registry=self.registry)
+        self.rpc_calls = Counter("kahuna_agent_rpc_calls_total", "RPC calls to agents, by outcome.",
+                                 ["method", "outcome"], registry=self.registry)
+        self.rpc_seconds = Histogram("kahuna_agent_rpc_duration_seconds", "Round trip of RPC calls to agents.",
+                                     ["method"], registry=self.registry,
+                                     buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120))
+
+    def observe_rpc(self, method: str, outcome: str, seconds: float) -> None:
+        self.rpc_calls.labels(method, outcome).inc()
+        self.rpc_seconds.labels(method).observe(seconds)
+
+    def observe_http(self, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method, str(status)).inc()
+        self.http_seconds.labels(method).observe(seconds)
+
+    def watch(self, db: Database, connected_types: typing.Callable[[], list[str]],
+              is_active: typing.Callable[[], bool]) -> None:
+        """Gauges read at scrape time: agents connected by type, objects by kind, HA role."""
+        self.registry.register(_StateCollector(db, connected_types, is_active))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector:
+    def __init__(self, db: Database, connected_types: typing.Callable[[], list[str]],
+                 is_active: typing.Callable[[], bool]):
+        self.db = db
+        self.connected_types = connected_types
+        self.is_active = is_active
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> typing.Iterator[GaugeMetricFamily]:
+        agents = GaugeMetricFamily("kahuna_agents_connected", "Agents connected to this node.", labels=["type"])
+        counts: dict[str, int] = {"Kaktus": 0, "Kiwi": 0, "Kontroller": 0}
+        for agent_type in self.connected_types():
+            counts[agent_type] = counts.get(agent_type, 0) + 1
+        for agent_type, count in sorted(counts.items()):
+            agents.add_metric([agent_type], count)
+        yield agents
+        active = GaugeMetricFamily("kahuna_ha_active", "1 when this node is the active one of its pair.")
+        active.add_metric([], 1 if self.is_active() else 0)
+        yield active
+        objects = GaugeMetricFamily("kahuna_objects", "Objects stored, by kind.", labels=["kind"])
+        try:
+            for kind in schema.KINDS:
+                if kind.collection not in _NOT_OBJECTS:
+                    objects.add_metric([kind.collection], self.db.db[kind.collection].estimated_document_count())
+        except Exception:  # noqa: BLE001 - a scrape during a database outage still reports the rest
+            return
+        yield objects
