@@ -190,6 +190,8 @@ class GatedWebSocketHandler(WebSocketHandler):
             self.start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
                                          ("X-Content-Type-Options", "nosniff")])
             return [body.encode()]
+        # From here the socket is an agent's: its liveness is watched by pings, not by the idle timeout.
+        self.socket.settimeout(None)
         return super().upgrade_websocket()
 
     def log_request(self) -> None:

@@ -24,7 +24,7 @@ from kahuna import credentials, rpc
 from kahuna.config import Config
 from kahuna.daemon import Kahuna
 from kahuna.errors import AgentError
-from kahuna.storage import schema, utcnow
+from kahuna.storage import Database, schema, utcnow
 from kahuna.storage.embedded import EmbeddedFerretDB
 
 NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
@@ -43,9 +43,21 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def provision(kahuna: Kahuna, count: int) -> list[tuple[str, str]]:
+    return _provision(kahuna.db, count)
+
+
+def provision_documents(uri: str, name: str, count: int) -> list[tuple[str, str]]:
+    """:func:`provision` into the database of a Kahuna that runs in another process."""
+    db = Database(uri, name)
+    try:
+        return _provision(db, count)
+    finally:
+        db.close()
+
+
+def _provision(db: Database, count: int) -> list[tuple[str, str]]:
     """Agents and keys written in bulk, in the documents the services write (the API path is one
     request per agent plus an e-mail, and is not what this bench measures)."""
-    db = kahuna.db
     now = utcnow()
     agents, tokens, keys, result = [], [], [], []
     for n in range(count):

@@ -2,7 +2,9 @@
 
 Reads ``<agent id> <api key>`` lines from --agents, connects them all to --url
 (at most --concurrency handshakes at once), prints ``connected <n> <seconds>``,
-then serves requests until its standard input closes.
+then serves requests until its standard input closes. With --reconnect, each agent
+redials with jittered backoff when its socket drops (as the Go agents do), e.g.
+through a failover; --ca checks a wss:// server's certificate.
 """
 
 from gevent import monkey
@@ -16,7 +18,7 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 
-from kahuna.simulator import SimulatedAgent  # noqa: E402
+from kahuna.simulator import Backoff, SimulatedAgent  # noqa: E402
 
 
 def main() -> int:
@@ -24,13 +26,18 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--agents", required=True)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--reconnect", action="store_true")
+    parser.add_argument("--ca", default=None)
     args = parser.parse_args()
     credentials = [line.split() for line in open(args.agents) if line.strip()]
-    agents = [SimulatedAgent(args.url, "Kaktus", agent_id, key) for agent_id, key in credentials]
+    agents = [SimulatedAgent(args.url, "Kaktus", agent_id, key, ca_file=args.ca) for agent_id, key in credentials]
     pool = gevent.pool.Pool(args.concurrency)
     failures = []
 
     def connect(agent):
+        if args.reconnect:
+            agent.run(Backoff(initial=0.5, cap=5.0))
+            return
         for _ in range(3):
             try:
                 agent.connect(timeout=30)

@@ -41,6 +41,10 @@ class HttpConfig:
     trustedProxies: int = 0
     # Largest request body accepted, in bytes.
     maxBodyBytes: int = 1 << 20
+    # A connection silent this long (a request trickled slowly, an idle keep-alive) is closed.
+    idleTimeoutSeconds: float = 30.0
+    # Connections served at once (agents' sockets included); more wait in the backlog.
+    maxConnections: int = 20000
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,8 @@ class Kahuna:
 
         self.server = NoDelayWSGIServer((address or http.address, http.port if port is None else port),
                                         self.application, log=None, error_log=log,
-                                        handler_class=GatedWebSocketHandler)
+                                        handler_class=GatedWebSocketHandler, idle_timeout=http.idleTimeoutSeconds,
+                                        max_connections=http.maxConnections)
         self.server.upgrade_gate = self.agent_socket.gate
         self.server.start()
         log.info("serving Kowabunga API at http://%s:%d/api/v1", *self.server.address[:2])

@@ -4,31 +4,23 @@ Caddy, a kill -9 of the active node, and the systemd units checked by systemd-an
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kowabunga as k
 import pytest
-import urllib3
-import yaml
 
+from kahuna.harness import ROOT, Caddy, KahunaNode, wait_until
 from kahuna.simulator import Backoff, SimulatedAgent
-from kahuna.storage.embedded import free_loopback_port
-from tests.deployment import ADMIN_EMAIL, MASTER_KEY, Deployment
+from tests.deployment import ADMIN_EMAIL, MASTER_KEY
 from tests.mailserver import fact_in
 
-ROOT = Path(__file__).resolve().parents[1]
 LEASE_SECONDS = 2.0
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    Deployment.wait_until(condition, timeout=timeout, what=what)
 
 
 def test_the_systemd_units_verify(tmp_path):
@@ -41,95 +33,26 @@ def test_the_systemd_units_verify(tmp_path):
         assert result.returncode == 0 and not result.stderr.strip(), (unit, result.stderr)
 
 
-class Node:
-    """One `kahuna serve` process."""
-
-    def __init__(self, tmp: Path, name: str, db_uri: str, mail_port: int):
-        self.name = name
-        self.port = free_loopback_port()
-        self.config = tmp / f"{name}.yml"
-        self.config.write_text(yaml.safe_dump({"global": {
-            "publicUrl": "https://127.0.0.1", "apiKey": MASTER_KEY, "adminEmail": ADMIN_EMAIL,
-            "http": {"address": "127.0.0.1", "port": self.port, "trustedProxies": 1},
-            "db": {"uri": db_uri, "name": "kahuna_production"},
-            "smtp": {"host": "127.0.0.1", "port": mail_port, "security": "none"},
-            "accounts": {"bcryptCost": 4, "loginFailuresPerSource": 3, "loginFailuresPerAccount": 100},
-            "ha": {"enabled": True, "leaseSeconds": LEASE_SECONDS, "nodeName": name}}}))
-        self.log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", "kahuna.cli", "serve", "-c", str(self.config)],
-                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.http = urllib3.PoolManager(retries=False, timeout=5)
-        wait_until(self.answers, 30, f"{name} up")
-
-    def answers(self) -> bool:
-        try:
-            return self.http.request("GET", f"http://127.0.0.1:{self.port}/healthz").status == 200
-        except urllib3.exceptions.HTTPError:
-            return False
-
-    def role(self) -> str:
-        try:
-            return self.http.request("GET", f"http://127.0.0.1:{self.port}/healthz").json()["role"]
-        except urllib3.exceptions.HTTPError:
-            return "dead"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
+def node(tmp: Path, name: str, db_uri: str, mail_port: int) -> KahunaNode:
+    return KahunaNode(tmp, name, {
+        "publicUrl": "https://127.0.0.1", "apiKey": MASTER_KEY, "adminEmail": ADMIN_EMAIL,
+        "http": {"trustedProxies": 1}, "db": {"uri": db_uri, "name": "kahuna_production"},
+        "smtp": {"host": "127.0.0.1", "port": mail_port, "security": "none"},
+        "accounts": {"bcryptCost": 4, "loginFailuresPerSource": 3, "loginFailuresPerAccount": 100},
+        "ha": {"enabled": True, "leaseSeconds": LEASE_SECONDS, "nodeName": name}})
 
 
-class Caddy:
-    def __init__(self, tmp: Path, upstreams: list[int]):
-        self.port = free_loopback_port()
-        webapp = tmp / "webapp"
-        webapp.mkdir()
-        (webapp / "index.html").write_text("<html>Kowabunga web app</html>")
-        storage = tmp / "caddy"
-        env = {**os.environ, "CADDY_STORAGE": str(storage), "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
-               "XDG_DATA_HOME": str(tmp / "xdg-data"), "KAHUNA_SITE": f"https://127.0.0.1:{self.port}",
-               "CADDY_BIND": "127.0.0.1", "CADDY_HTTPS_PORT": str(self.port),
-               "CADDY_HTTP_PORT": str(free_loopback_port()), "KAHUNA_TLS": "internal",
-               "KAHUNA_UPSTREAMS": " ".join(f"127.0.0.1:{p}" for p in upstreams), "KAHUNA_WEBAPP": str(webapp)}
-        self.log = open(tmp / "caddy.log", "wb")  # noqa: SIM115
-        self.process = subprocess.Popen(["caddy", "run", "--config", str(ROOT / "Caddyfile"), "--adapter",
-                                         "caddyfile"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.ca = storage / "pki" / "authorities" / "local" / "root.crt"
-        self.url = f"https://127.0.0.1:{self.port}"
-        wait_until(self.ca.exists, 30, "Caddy's CA")
-        self.http = urllib3.PoolManager(cert_reqs=ssl.CERT_REQUIRED, ca_certs=str(self.ca), retries=False, timeout=10)
-        wait_until(lambda: self._status("/healthz") == 200, 30, "Caddy proxying to the active node")
-
-    def _status(self, path: str) -> int:
-        try:
-            return self.http.request("GET", self.url + path).status
-        except urllib3.exceptions.HTTPError:
-            return 0
-
-    def api(self) -> k.ApiClient:
-        configuration = k.Configuration(host=f"{self.url}/api/v1", ssl_ca_cert=str(self.ca))
-        configuration.api_key = {"ApiKeyAuth": MASTER_KEY}
-        return k.ApiClient(configuration)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+def api(caddy: Caddy) -> k.ApiClient:
+    configuration = k.Configuration(host=f"{caddy.url}/api/v1", ssl_ca_cert=str(caddy.ca))
+    configuration.api_key = {"ApiKeyAuth": MASTER_KEY}
+    return k.ApiClient(configuration)
 
 
 @pytest.fixture
 def cluster(tmp_path, ferretdb, mail_server):
-    first = Node(tmp_path, "first", ferretdb.uri, mail_server.port)
+    first = node(tmp_path, "first", ferretdb.uri, mail_server.port)
     wait_until(lambda: first.role() == "active", 10, "first node active")
-    second = Node(tmp_path, "second", ferretdb.uri, mail_server.port)
+    second = node(tmp_path, "second", ferretdb.uri, mail_server.port)
     caddy = Caddy(tmp_path, [first.port, second.port])
     yield first, second, caddy
     caddy.stop()
@@ -141,7 +64,7 @@ def cluster(tmp_path, ferretdb, mail_server):
 
 
 def create_agent(caddy: Caddy, mail_server, name: str) -> tuple[str, str]:
-    agents = k.AgentApi(caddy.api())
+    agents = k.AgentApi(api(caddy))
     agent = agents.create_agent(k.Agent(name=name, type="Kaktus"))
     count = mail_server.count(ADMIN_EMAIL, "agent API key") + 1
     agents.set_agent_api_token(agent.id)
@@ -152,8 +75,8 @@ def create_agent(caddy: Caddy, mail_server, name: str) -> tuple[str, str]:
 def test_caddy_serves_the_api_the_web_app_and_agents_over_tls(cluster, mail_server):
     first, second, caddy = cluster
     assert caddy.http.request("GET", caddy.url + "/").data == b"<html>Kowabunga web app</html>"
-    region = k.RegionApi(caddy.api()).create_region(k.Region(name="eu-west", domain="west.example"))
-    assert k.RegionApi(caddy.api()).read_region(region.id).name == "eu-west"
+    region = k.RegionApi(api(caddy)).create_region(k.Region(name="eu-west", domain="west.example"))
+    assert k.RegionApi(api(caddy)).read_region(region.id).name == "eu-west"
     assert caddy.http.request("GET", caddy.url + "/metrics").status == 404  # not exposed through Caddy
     agent_id, key = create_agent(caddy, mail_server, "kaktus-1")
     agent = SimulatedAgent(caddy.url.replace("https://", "wss://"), "Kaktus", agent_id, key, ca_file=str(caddy.ca))
@@ -174,13 +97,13 @@ def test_kill_9_of_the_active_node_fails_over_with_nothing_lost(cluster, mail_se
     agent = SimulatedAgent(caddy.url.replace("https://", "wss://"), "Kaktus", agent_id, key, ca_file=str(caddy.ca))
     agent.run(Backoff(initial=0.2, cap=1.0))
     wait_until(lambda: agent.connected, 10, "agent connected")
-    acknowledged = k.RegionApi(caddy.api()).create_region(k.Region(name="before", domain="before.example"))
+    acknowledged = k.RegionApi(api(caddy)).create_region(k.Region(name="before", domain="before.example"))
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(timeout=10)
     wait_until(lambda: second.role() == "active", 4 * LEASE_SECONDS + 5, "second node active")
     # Caddy sends writes and the agent to the new active node.
-    wait_until(lambda: caddy._status("/healthz/active") == 200, 15, "Caddy on the new active node")
-    regions = k.RegionApi(caddy.api())
+    wait_until(lambda: caddy.status("/healthz/active") == 200, 15, "Caddy on the new active node")
+    regions = k.RegionApi(api(caddy))
     after = regions.create_region(k.Region(name="after", domain="after.example"))
     assert {regions.read_region(i).name for i in regions.list_regions()} == {"before", "after"}
     assert regions.read_region(acknowledged.id).name == "before"
