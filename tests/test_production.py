@@ -56,8 +56,8 @@ def cluster(tmp_path, ferretdb, mail_server):
     caddy = Caddy(tmp_path, [first.port, second.port])
     yield first, second, caddy
     caddy.stop()
-    for node in (first, second):
-        node.stop()
+    for each in (first, second):
+        each.stop()
     ferretdb_client = __import__("pymongo").MongoClient(ferretdb.uri)
     ferretdb_client.drop_database("kahuna_production")
     ferretdb_client.close()
