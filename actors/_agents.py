@@ -516,5 +516,6 @@ class AgentPlane:
 
     def stop(self) -> None:
         self._ticker.kill(block=False)
+        self._welcomes.kill(block=False)  # post-connection work must not outlive the database client
         if self._registry.is_alive():
             self._registry.stop(timeout=10)

@@ -77,7 +77,7 @@ def rest(concurrency: int = 32, seconds: float = 10.0) -> list[tuple[str, str]]:
             printed = (workdir / "rest.log").read_text()
             password = printed.split(" and password ", 1)[1].split()[0] if " and password " in printed else ""
             login = http.request("POST", f"{node.url}/api/v1/login", json={"email": ADMIN, "password": password})
-            bearer = {"Authorization": f"Bearer {login.json().get('jwt', '')}"} if login.status == 200 else None
+            bearer = {"Authorization": f"Bearer {login.json().get('jwt', '')}"} if login.status in (200, 201) else None
             scenarios: list[tuple[str, typing.Callable[[urllib3.PoolManager, int], int]]] = [
                 ("read, API key (GET /region/{id})",
                  lambda h, n: h.request("GET", f"{node.url}/api/v1/region/{region}", headers=key).status),

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_bootstrap_admin(kahuna, None, quiet=True)
         kahuna.listen(port=args.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, kahuna.server.stop, 10)
+            gevent.signal_handler(signum, kahuna.server.stop, config.global_.http.shutdownGraceSeconds)
         kahuna.serve_forever()
         log.info("stopped")
         return 0

@@ -45,6 +45,8 @@ class HttpConfig:
     idleTimeoutSeconds: float = 30.0
     # Connections served at once (agents' sockets included); more wait in the backlog.
     maxConnections: int = 20000
+    # On stop, requests in flight get this long to finish (idle keep-alives are not waited for beyond it).
+    shutdownGraceSeconds: float = 10.0
 
 
 @dataclass(frozen=True)

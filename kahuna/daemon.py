@@ -127,7 +127,7 @@ class Kahuna:
         if self.lease is not None:
             self.lease.stop(release=True)
         if self.server is not None:
-            self.server.stop(timeout=5)
+            self.server.stop(timeout=self.config.global_.http.shutdownGraceSeconds)
         if self.plane is not None:
             self.plane.stop()
         pykka.ActorRegistry.stop_all(block=True, timeout=5)

@@ -15,7 +15,7 @@ from pathlib import Path
 import urllib3
 import yaml
 
-from kahuna.storage.embedded import free_loopback_port
+from kahuna.storage.embedded import free_loopback_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,13 +69,8 @@ class KahunaNode:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.send_signal(signal.SIGCONT)  # a frozen node must be able to exit
+        stop_process(self.process, timeout=20)
         self.log.close()
 
 
@@ -109,10 +104,5 @@ class Caddy:
             return 0
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=10)
         self.log.close()

@@ -56,6 +56,8 @@ class Deployment:
             "global.bootstrap.pubkey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKahunaTestKey test",
             # Real bcrypt, at the cheapest cost: the suite hashes hundreds of passwords.
             "global.accounts.bcryptCost": 4,
+            # Each test's Kahuna stops at once: the suite's clients keep idle keep-alive connections.
+            "global.http.shutdownGraceSeconds": 0.1,
             **overrides,
         })
         if not keep_database:

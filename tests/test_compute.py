@@ -83,7 +83,9 @@ def test_a_kompute_is_made_on_the_agents_and_taken_back_entirely(platform, proje
     # Usage counts the disks (not the seed) and the instance; cost follows the prices.
     usage = k.ProjectApi(platform.api).read_project_usage(project.id)
     assert (usage.instances, usage.vcpus, usage.memory, usage.storage) == (1, 2, 4 * GIB, 30 * GIB)
-    assert k.ProjectApi(platform.api).read_project_cost(project.id).price > 0
+    # 2 vCPUs at 500/(64 threads x 3), 4 GiB at 300/(256 GiB x 2), 30 GiB at 200/10 TiB of pool: monthly.
+    cost = k.ProjectApi(platform.api).read_project_cost(project.id)
+    assert (cost.price, cost.currency) == (round(2 * 500 / 192 + 4 * 300 / 512 + 30 * 200 / 10240, 2), "EUR")
     # Power and state go to the Kaktus.
     komputes = k.KomputeApi(platform.api)
     komputes.stop_kompute(made.id)

@@ -5,7 +5,6 @@ Bounded: a few examples per operation, derandomized, so CI runs the same cases e
 from __future__ import annotations
 
 import kowabunga as k
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks

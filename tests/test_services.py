@@ -3,6 +3,7 @@ scenario of a project: made, checked on every agent, deleted, and nothing left a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import kowabunga as k
@@ -63,8 +64,13 @@ def vm_names(platform, profile):
 
 
 def test_a_kawaii_is_one_vm_per_zone_with_virtual_addresses_mastered_locally(platform, project):
+    peer = platform.subnets["eu-west-3"]  # another VPC of the region, e.g. a shared service
     gateway = kawaii(platform, project, firewall=k.KawaiiFirewall(ingress=[k.KawaiiFirewallIngressRule(ports="22,443")]),
-                     dnat=[k.KawaiiDNatRule(destination="10.50.0.20", ports="8080")])
+                     dnat=[k.KawaiiDNatRule(destination="10.50.0.20", ports="8080")],
+                     vpc_peerings=[k.KawaiiVpcPeering(subnet=peer.id, ingress=[k.KawaiiVpcForwardRule(ports="5432")])])
+    peering = gateway.vpc_peerings[0]
+    assert peering.policy == "drop" and [z.zone for z in peering.netip] == list(WEST_ZONES)
+    assert all(ipaddress.ip_address(z.private) in ipaddress.ip_network(peer.cidr) for z in peering.netip)
     assert len(gateway.netip.public) == 2 and all(ip.startswith("198.51.50.") for ip in gateway.netip.public)
     assert gateway.netip.private == ["10.50.0.6", "10.50.0.7"]  # the project's zone gateways
     assert [z.zone for z in gateway.netip.zones] == list(WEST_ZONES)
@@ -74,6 +80,7 @@ def test_a_kawaii_is_one_vm_per_zone_with_virtual_addresses_mastered_locally(pla
     expect_error(409, kawaii, platform, project)
     # Each VM's Kontroller connects with the key of its seed and reads its own profile.
     kontroller, meta = start_kontroller(platform, "kawaii-shop-eu-west-a")
+    kontroller.wait_for_call("Reload")  # on connect: configure the VM
     profile = metadata(platform, meta)["kawaii"]
     zone_a = next(z for z in gateway.netip.zones if z.zone == "a")
     masters = {v["vip"] for v in profile["virtual_ips"] if v["priority"] == 150}
@@ -82,11 +89,15 @@ def test_a_kawaii_is_one_vm_per_zone_with_virtual_addresses_mastered_locally(pla
         project.id).reserved_vrrp_ids)
     assert profile["fw_nat_rules"][0]["private_ip"] == "10.50.0.20"
     assert {r["ports"] for r in profile["fw_input_rules"]} == {"22,443"}
+    assert profile["peering_interfaces"] == ["ens5"]
+    assert profile["fw_forward_rules"] == [{"iifname": "ens4", "oifname": "ens5", "source_ip": "10.50.0.0/26",
+                                            "destination_ip": "10.50.0.192/26", "protocol": "tcp", "ports": "5432",
+                                            "action": "accept"}]
     # An update reloads the Kontrollers; IPsec connections too.
     kawaiis = k.KawaiiApi(platform.api)
     kawaiis.update_kawaii(gateway.id, k.Kawaii(netip=gateway.netip, firewall=k.KawaiiFirewall(
         ingress=[k.KawaiiFirewallIngressRule(ports="80")])))
-    kontroller.wait_for_call("Reload")
+    kontroller.wait_for_call("Reload", count=2)
     assert {r["ports"] for r in metadata(platform, meta)["kawaii"]["fw_input_rules"]} == {"80"}
     expect_error(400, kawaiis.update_kawaii, gateway.id, k.Kawaii(netip=gateway.netip, firewall=k.KawaiiFirewall(
         ingress=[k.KawaiiFirewallIngressRule(ports="70000")])))
@@ -95,7 +106,7 @@ def test_a_kawaii_is_one_vm_per_zone_with_virtual_addresses_mastered_locally(pla
         phase1_dh_group_number=14, phase1_integrity_algorithm="SHA256", phase1_encryption_algorithm="AES256",
         phase2_dh_group_number=14, phase2_integrity_algorithm="SHA256", phase2_encryption_algorithm="AES256"))
     assert tunnel.ip in gateway.netip.public and tunnel.dpd_timeout == "240s"
-    kontroller.wait_for_call("Reload", count=2)
+    kontroller.wait_for_call("Reload", count=3)
     assert metadata(platform, meta)["kawaii"]["ipsec_connections"][0]["remote_peer"] == "203.0.113.10"
     expect_error(409, kawaiis.create_kawaii_ip_sec, gateway.id, k.KawaiiIpSec(
         name="office", remote_ip="203.0.113.11", remote_subnet="192.168.1.0/24", pre_shared_key="x",

@@ -10,7 +10,7 @@ from kahuna.config import Config
 from kahuna.costs import Pricing
 from kahuna.credentials import PasswordHasher
 from kahuna.mail import Mailer
-from kahuna.rpc import KAKTUS, KIWI, AgentGateway
+from kahuna.rpc import KAKTUS, KIWI, KONTROLLER, AgentGateway
 from kahuna.services.access_control import AccessControl
 from kahuna.services.agents import AgentService
 from kahuna.services.dns import DnsService
@@ -107,6 +107,7 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     instances = InstanceService(db, gateway, serializer, projects, pools, volumes, adapters, dns, tokens,
                                 cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10))
     komputes = KomputeService(db, projects, instances, volumes)
+    agents.connection_hooks[KONTROLLER] = instances.on_controller_connected
     compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,

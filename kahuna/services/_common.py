@@ -48,3 +48,11 @@ def set_default_if_none(documents, parent_id: str, field: str, child_id: str) ->
 
 def clear_default(documents, parent_id: str, field: str, child_id: str) -> None:
     documents.collection.update_one({"_id": ObjectId(parent_id), field: child_id}, {"$set": {field: ""}})
+
+
+def owned_ids(documents, projects, project_id: str | None) -> list[str]:
+    """Every id of a kind of project-owned object, or those of one project (404 for an unknown project)."""
+    if project_id is None:
+        return documents.ids()
+    projects.get(project_id)
+    return documents.ids({"project_id": project_id})

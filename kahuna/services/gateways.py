@@ -21,6 +21,7 @@ from bson import ObjectId
 from kahuna import ports, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
+from kahuna.services._common import owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
 from kahuna.services.komputes import KomputeService
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 GIB = 1024**3
 VM_VCPUS, VM_MEMORY, VM_DISK = 1, 1 * GIB, 16 * GIB
-MASTER, BACKUP = 150, 100
 CEPH_PORTS = "111,2049,3300,6789,6800-7568"
 PROTOCOLS = ("tcp", "udp")
 POLICIES = ("accept", "drop")
@@ -127,10 +127,7 @@ class _Services:
 
 class KawaiiService(_Services):
     def list_ids(self, project_id: str | None = None) -> list[str]:
-        if project_id is None:
-            return self.db.kawaiis.ids()
-        self.projects.get(project_id)
-        return self.db.kawaiis.ids({"project_id": project_id})
+        return owned_ids(self.db.kawaiis, self.projects, project_id)
 
     def get(self, kawaii_id: str) -> Document:
         return self.db.kawaiis.get(kawaii_id)
@@ -306,10 +303,7 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 class KonveyService(_Services):
     def list_ids(self, project_id: str | None = None) -> list[str]:
-        if project_id is None:
-            return self.db.konveys.ids()
-        self.projects.get(project_id)
-        return self.db.konveys.ids({"project_id": project_id})
+        return owned_ids(self.db.konveys, self.projects, project_id)
 
     def get(self, konvey_id: str) -> Document:
         return self.db.konveys.get(konvey_id)

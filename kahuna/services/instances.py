@@ -27,8 +27,10 @@ import typing
 from dataclasses import dataclass, field
 
 from kahuna import cloudinit, credentials, domain, placement, rpc
-from kahuna.errors import AgentCallFailed, AgentUnavailable, Conflict, NotFound, QuotaExceeded, Unprocessable
+from kahuna.errors import (AgentCallFailed, AgentError, AgentUnavailable, Conflict, NotFound, QuotaExceeded,
+                           Unprocessable)
 from kahuna.rpc import AgentGateway, InstanceAction
+from kahuna.services._common import owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.dns import DnsService
 from kahuna.services.networks import AdapterService
@@ -113,10 +115,7 @@ class InstanceService:
     # -- reads -------------------------------------------------------------------------
 
     def list_ids(self, project_id: str | None = None) -> list[str]:
-        if project_id is None:
-            return self.db.instances.ids()
-        self.projects.get(project_id)
-        return self.db.instances.ids({"project_id": project_id})
+        return owned_ids(self.db.instances, self.projects, project_id)
 
     def get(self, instance_id: str) -> Document:
         return self.db.instances.get(instance_id)
@@ -356,6 +355,14 @@ class InstanceService:
         self.tokens.delete_for("agent", agent_id)
         self.db.agents.delete_many({"_id": self.db.agents.get(agent_id)["_id"]})
         self.gateway.disconnect(agent_id, "instance deleted")
+
+    def on_controller_connected(self, agent_id: str) -> None:
+        """The Kontroller of a Kawaii or Konvey VM connected (the VM booted, or came back): have it
+        configure the VM from its metadata."""
+        try:
+            self.gateway.call(agent_id, rpc.method(rpc.KONTROLLER, "Reload"))
+        except AgentError as exc:
+            log.info("Kontroller %s not reloaded on connect: %s", agent_id, exc.reason)
 
     def kaktus_of(self, instance: Document) -> Document:
         return self.db.kaktuses.get(instance["kaktus_id"])

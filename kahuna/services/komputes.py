@@ -9,6 +9,7 @@ import typing
 from bson import ObjectId
 
 from kahuna.errors import Unprocessable
+from kahuna.services._common import owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan
 from kahuna.services.projects import ProjectService
@@ -24,10 +25,7 @@ class KomputeService:
         self.volumes = volumes
 
     def list_ids(self, project_id: str | None = None) -> list[str]:
-        if project_id is None:
-            return self.db.komputes.ids()
-        self.projects.get(project_id)
-        return self.db.komputes.ids({"project_id": project_id})
+        return owned_ids(self.db.komputes, self.projects, project_id)
 
     def get(self, kompute_id: str) -> Document:
         return self.db.komputes.get(kompute_id)

@@ -8,7 +8,7 @@ import random
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, Unprocessable
-from kahuna.services._common import child_of
+from kahuna.services._common import child_of, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import check_hostname
 from kahuna.services.projects import ProjectService
@@ -27,10 +27,7 @@ class KyloService:
         self.pools = pools
 
     def list_ids(self, project_id: str | None = None) -> list[str]:
-        if project_id is None:
-            return self.db.kylos.ids()
-        self.projects.get(project_id)
-        return self.db.kylos.ids({"project_id": project_id})
+        return owned_ids(self.db.kylos, self.projects, project_id)
 
     def get(self, kylo_id: str) -> Document:
         return self.db.kylos.get(kylo_id)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import typing
 
-from kahuna import rpc
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
 from kahuna.services._common import child_of
 from kahuna.services._undo import Undo
