@@ -48,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: Agents whose post-connection work runs at once (the others wait their turn).
 POST_CONNECTION_CONCURRENCY = 8
+#: The agents are pinged in this many slices spread over the ping interval, not all at once:
+#: with 10,000 agents one burst of pings (and pongs) would stall every call for a second.
+PING_SLICES = 9
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,7 @@ class _ListAgents:
 class _Entry:
     info: AgentInfo
     ref: pykka.ActorRef
+    slice: int = 0
 
 
 class _Registry(pykka.ThreadingActor):
@@ -295,11 +299,14 @@ class _Registry(pykka.ThreadingActor):
     def __init__(self) -> None:
         super().__init__()
         self._agents: dict[str, _Entry] = {}
+        self._registered = 0  # round-robin over the ping slices
+        self._ticks = 0
 
     def on_receive(self, message: typing.Any) -> typing.Any:
         if isinstance(message, _Register):
             previous = self._agents.get(message.info.id)
-            self._agents[message.info.id] = _Entry(message.info, message.ref)
+            self._registered += 1
+            self._agents[message.info.id] = _Entry(message.info, message.ref, self._registered % PING_SLICES)
             if previous is not None:
                 previous.ref.tell(_Close(REPLACED, "replaced by a new connection of the same agent"))
             return None
@@ -326,8 +333,12 @@ class _Registry(pykka.ThreadingActor):
         if isinstance(message, _ListAgents):
             return [entry.info for entry in self._agents.values()]
         if message is _TICK:
+            # One slice per tick: each agent is ticked once per ping interval.
+            current = self._ticks % PING_SLICES
+            self._ticks += 1
             for entry in self._agents.values():
-                entry.ref.tell(_TICK)
+                if entry.slice == current:
+                    entry.ref.tell(_TICK)
         return None
 
     def on_stop(self) -> None:
@@ -508,7 +519,7 @@ class AgentPlane:
 
     def _tick_forever(self) -> None:
         while True:
-            gevent.sleep(self.settings.ping_interval)
+            gevent.sleep(self.settings.ping_interval / PING_SLICES)
             try:
                 self._registry.tell(_TICK)
             except pykka.ActorDeadError:
