@@ -118,7 +118,7 @@ class _Services:
                 log.info("Kontroller of %s not reloaded: %s", instance["name"], exc.reason)
 
     def _destroy_vms(self, kompute_ids: list[str]) -> None:
-        komputes = [self.db.komputes.get(k) for k in kompute_ids if self.db.komputes.exists({"_id": ObjectId(k)})]
+        komputes = self.db.komputes.find({"_id": {"$in": [ObjectId(k) for k in kompute_ids]}})
         for kompute in komputes:  # every agent first, so that nothing is half deleted
             self.instances.check_reachable(self.db.instances.get(kompute["instance_id"]))
         for kompute in komputes:

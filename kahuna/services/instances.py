@@ -232,7 +232,8 @@ class InstanceService:
             conflict=f"an instance named {plan.name} already exists")
 
     def _realize(self, project: Document, zone: Document, instance: Document, undo: Undo) -> Document:
-        nics = self._interfaces(project, zone, instance)
+        wiring = self._nics(project, zone, instance)
+        nics = [interface for interface, _ in wiring]
         disks = [self.db.volumes.get(volume_id) for volume_id in instance["volume_ids"]]
         os_volumes = [v for v in disks if v["type"] == OS]
         if len(os_volumes) != 1:
@@ -289,8 +290,7 @@ class InstanceService:
             [domain.Disk(domain.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
              for i, v in enumerate(disks)],
             domain.Disk("hdd", pool["pool"], seed_volume["name"]),
-            [domain.Nic(nic.mac, self._bridge(nic_adapter), self._vlan(nic_adapter))
-             for nic, nic_adapter in zip(nics, self._adapters_in_nic_order(instance), strict=True)])
+            [bridged for _, bridged in wiring])
         self._kaktus_call(kaktus, "CreateInstance", {"Name": instance["name"], "XML": xml})
         undo.push(f"undefine {instance['name']}", lambda: self._undefine(kaktus, instance["name"]))
         self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": InstanceAction.AUTO_START})
@@ -306,14 +306,16 @@ class InstanceService:
             raise Unprocessable("an instance can have one public adapter at most")
         return public + [a for a in adapters if a not in public]
 
-    def _interfaces(self, project: Document, zone: Document, instance: Document) -> list[cloudinit.Interface]:
-        """The NICs as cloud-init configures them: addresses, default route, DNS."""
+    def _nics(self, project: Document, zone: Document,
+              instance: Document) -> list[tuple[cloudinit.Interface, domain.Nic]]:
+        """Each NIC as cloud-init configures it (addresses, default route, DNS) and as the domain bridges it."""
         gateway_of_zone = project.get("zone_gateways", {}).get(str(zone["_id"]), "")
         project_subnet_ids = {entry["value"] for entry in project.get("private_subnets", [])}
         is_kawaii = instance["profile"] == "kawaii"
-        interfaces = []
+        nics = []
         for index, adapter in enumerate(self._adapters_in_nic_order(instance)):
             subnet = self.db.subnets.get(adapter["subnet_id"])
+            vnet = self.db.vnets.get(subnet["vnet_id"])
             prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
             addresses = [f"{address}/{prefix}" for address in adapter.get("addresses", [])]
             gateway = ""
@@ -322,19 +324,14 @@ class InstanceService:
             elif str(subnet["_id"]) in project_subnet_ids and not is_kawaii:
                 gateway = gateway_of_zone  # the zone's Kawaii virtual address
             first_two = index < 2
-            interfaces.append(cloudinit.Interface(
+            nics.append((cloudinit.Interface(
                 device=f"ens{3 + index}", mac=adapter["mac"], private=subnet["private"], addresses=addresses,
                 gateway=gateway if first_two or not is_kawaii else "",
                 dns=subnet.get("dns", "") if first_two else "",
                 domain=project.get("domain", "") if first_two else "",
-                routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []))
-        return interfaces
-
-    def _bridge(self, adapter: Document) -> str:
-        return self.db.vnets.get(self.db.subnets.get(adapter["subnet_id"])["vnet_id"])["interface"]
-
-    def _vlan(self, adapter: Document) -> int:
-        return self.db.vnets.get(self.db.subnets.get(adapter["subnet_id"])["vnet_id"])["vlan"]
+                routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []),
+                domain.Nic(adapter["mac"], vnet["interface"], vnet["vlan"])))
+        return nics
 
     # -- agents ------------------------------------------------------------------------
 
@@ -396,8 +393,7 @@ class InstanceService:
             raise Unprocessable("an instance cannot be renamed: its name is its domain's name on the Kaktus")
         for key, label in (("adapter_ids", "adapters"), ("volume_ids", "volumes")):
             given = fields.get(key)
-            current = instance[key] if key == "adapter_ids" else instance["volume_ids"]
-            if given is not None and sorted(given) != sorted(current):
+            if given is not None and sorted(given) != sorted(instance[key]):
                 raise Unprocessable(f"an instance's {label} cannot be changed after its creation")
         self.resize(instance, fields["vcpus"], fields["memory"])
         return self.db.instances.update(instance_id, {"description": fields.get("description", "")})
