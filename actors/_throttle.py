@@ -23,6 +23,17 @@ class _Wait:
 
 
 @dataclass(frozen=True)
+class _Reserve:
+    limits: tuple[tuple[str, int], ...]
+    window: float
+
+
+@dataclass(frozen=True)
+class _Refund:
+    key: str
+
+
+@dataclass(frozen=True)
 class _Clear:
     key: str
 
@@ -41,21 +52,37 @@ class _ThrottleActor(pykka.ThreadingActor):
             self._attempts.setdefault(message.key, collections.deque(maxlen=1000)).append(now)
             return None
         if isinstance(message, _Wait):
+            return self._wait(message.key, message.limit, message.window, now)
+        if isinstance(message, _Reserve):
+            # Check every key, then count the attempt on every key, in one message: N attempts sent
+            # at once cannot all pass the check before any of them is counted.
+            wait = max((self._wait(key, limit, message.window, now) for key, limit in message.limits), default=0.0)
+            if wait <= 0:
+                for key, _ in message.limits:
+                    self._attempts.setdefault(key, collections.deque(maxlen=1000)).append(now)
+            return wait
+        if isinstance(message, _Refund):
             attempts = self._attempts.get(message.key)
-            if not attempts:
-                return 0.0
-            while attempts and attempts[0] <= now - message.window:
-                attempts.popleft()
-            if not attempts:
-                del self._attempts[message.key]
-                return 0.0
-            if len(attempts) < message.limit:
-                return 0.0
-            # Blocked until enough of the window's attempts age out.
-            return attempts[len(attempts) - message.limit] + message.window - now
+            if attempts:
+                attempts.pop()
+            return None
         if isinstance(message, _Clear):
             self._attempts.pop(message.key, None)
         return None
+
+    def _wait(self, key: str, limit: int, window: float, now: float) -> float:
+        attempts = self._attempts.get(key)
+        if not attempts:
+            return 0.0
+        while attempts and attempts[0] <= now - window:
+            attempts.popleft()
+        if not attempts:
+            del self._attempts[key]
+            return 0.0
+        if len(attempts) < limit:
+            return 0.0
+        # Blocked until enough of the window's attempts age out.
+        return attempts[len(attempts) - limit] + window - now
 
 
 class Throttle:
@@ -70,6 +97,14 @@ class Throttle:
 
     def wait(self, key: str, limit: int, window: float) -> float:
         return self._actor.ask(_Wait(key, limit, window), timeout=10)
+
+    def reserve(self, limits: typing.Sequence[tuple[str, int]], window: float) -> float:
+        """Count one attempt on each key if none is over its limit; else how long to wait (nothing counted)."""
+        return self._actor.ask(_Reserve(tuple(limits), window), timeout=10)
+
+    def refund(self, key: str) -> None:
+        """Take back the latest attempt counted on *key* (it turned out to be a success)."""
+        self._actor.tell(_Refund(key))
 
     def clear(self, key: str) -> None:
         self._actor.tell(_Clear(key))

@@ -65,7 +65,9 @@ def error_response(status: int, reason: str, headers: dict[str, str] | None = No
 
 
 def handle_kahuna_error(error: KahunaError) -> Response:
-    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyRequests) else None
+    # 429 and 503 (throttled, an agent or an object's owner that did not answer in time) say when to retry.
+    retry_after = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return error_response(error.status, error.reason, headers)
 
 

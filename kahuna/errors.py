@@ -64,8 +64,18 @@ class QuotaExceeded(KahunaError):
 
 
 class Unavailable(KahunaError):
+    """Refused for now: retry after ``retry_after`` seconds (the answer carries ``Retry-After``)."""
+
     status = 503
     title = "Service unavailable."
+
+    def __init__(self, reason: str, retry_after: int = 5):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class OperationTimeout(Unavailable):
+    """The caller stopped waiting for an object's owner; the operation goes on and may still complete."""
 
 
 class AgentError(Unprocessable):
@@ -77,7 +87,12 @@ class AgentUnavailable(AgentError):
 
 
 class AgentTimeout(AgentError):
-    """The agent did not answer in time."""
+    """The agent did not answer in time: 503, like every timeout (the client may retry; what the
+    operation had done was undone)."""
+
+    status = 503
+    title = Unavailable.title
+    retry_after = 5
 
 
 class AgentDisconnected(AgentError):

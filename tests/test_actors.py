@@ -1,6 +1,7 @@
 """The per-object serializer: one operation at a time per object, concurrency across objects."""
 
 import gevent
+import gevent.event
 import pykka
 import pytest
 
@@ -73,3 +74,49 @@ def test_idle_object_actors_are_stopped(serializer):
             break
         gevent.sleep(0.01)
     assert len(pykka.ActorRegistry.get_all()) == 1
+
+
+def test_a_caller_that_stops_waiting_never_frees_an_owner_still_at_work():
+    impatient = Serializer(timeout=0.05)
+    events = []
+    first_may_end = gevent.event.Event()
+
+    def first():
+        events.append("first starts")
+        first_may_end.wait(10)
+        events.append("first ends")
+
+    def second():
+        events.append("second starts")
+
+    try:
+        with pytest.raises(OperationTimeout):
+            impatient.run("volume:1", first)
+        # The first caller gave up; the owner of volume:1 is still busy with its operation. The second
+        # caller gives up too (same short timeout), but its operation stays queued behind the first.
+        with pytest.raises(OperationTimeout):
+            impatient.run("volume:1", second)
+        assert events == ["first starts"]
+        first_may_end.set()
+        for _ in range(1000):  # bounded: until the queued operation ran
+            if len(events) == 3:
+                break
+            gevent.sleep(0.01)
+        assert events == ["first starts", "first ends", "second starts"]
+    finally:
+        first_may_end.set()
+        impatient.stop()
+
+
+def test_owners_nest_and_re_enter(serializer):
+    def inner():
+        # Re-entering a key the chain holds runs inline instead of waiting for itself.
+        return serializer.run("project:1", lambda: "re-entered")
+
+    assert serializer.run("project:1", lambda: serializer.run("zone:1", inner)) == "re-entered"
+    assert serializer.run_all(["adapter:2", "project:1", "zone:1"], lambda: "all held") == "all held"
+
+
+def test_nested_owners_must_follow_the_key_order(serializer):
+    with pytest.raises(RuntimeError, match="KEY_ORDER"):
+        serializer.run("zone:1", lambda: serializer.run("project:1", lambda: None))

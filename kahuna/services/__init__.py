@@ -85,10 +85,10 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     tokens = TokenService(db, mailer, serializer, g.adminEmail, gateway)
     users = UserService(db, mailer, hasher, sessions, tokens, g.publicUrl,
                         datetime.timedelta(hours=g.accounts.registrationLinkHours),
-                        datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes), reset_guard)
+                        datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes), reset_guard, serializer)
     teams = TeamService(db)
-    subnets = SubnetService(db)
-    dns = DnsService(db, gateway)
+    subnets = SubnetService(db, serializer)
+    dns = DnsService(db, gateway, serializer)
     pricing = Pricing(db)
     projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey, serializer, pricing)
     access_control = AccessControl(db, g.apiKey, tokens, sessions, projects)

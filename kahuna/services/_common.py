@@ -9,6 +9,39 @@ from bson import ObjectId
 from kahuna.errors import Conflict, NotFound, Unprocessable
 from kahuna.storage import Database, Document
 
+#: The life of an object made in several steps: ``creating`` (claimed, agents at work), then
+#: ``ready``; ``updating`` while agents apply a change claimed for it; ``deleting`` once its deletion
+#: started. Only ``ready`` objects are used by others or changed.
+CREATING, READY, UPDATING, DELETING = "creating", "ready", "updating", "deleting"
+
+
+class Owners(typing.Protocol):
+    """Runs a check-then-act in the owner of each key (``actors.Serializer``)."""
+
+    def run(self, key: str, function: typing.Callable[..., typing.Any], *args: typing.Any,
+            **kwargs: typing.Any) -> typing.Any: ...
+
+    def run_all(self, keys: typing.Iterable[str], function: typing.Callable[[], typing.Any]) -> typing.Any: ...
+
+
+def live_project(db: Database, project_id: str) -> Document:
+    """The project, which must exist and not be half created or being deleted (to be called in its owner)."""
+    project = db.projects.get(project_id)
+    if project.get("state", READY) != READY:
+        raise NotFound(f"project {project_id} does not exist")
+    return project
+
+
+def insert_owned(owners: Owners, db: Database, project_id: str, documents, fields: Document,
+                 conflict: str) -> Document:
+    """Insert an object of *project_id* in the project's owner, so that it cannot outlive a deletion of the
+    project decided at the same moment."""
+    def insert() -> Document:
+        live_project(db, project_id)
+        return documents.insert({**fields, "project_id": project_id}, conflict=conflict)
+
+    return owners.run(f"project:{project_id}", insert)
+
 
 def refuse_if_children(db: Database, parent: Document, what: str,
                        children: typing.Iterable[tuple[str, str, str]]) -> None:

@@ -19,6 +19,7 @@ import typing
 from kahuna import network, rpc
 from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Unprocessable
 from kahuna.rpc import AgentGateway
+from kahuna.services._common import Owners, insert_owned
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,10 @@ def _kiwi(name: str) -> rpc.Method:
 
 
 class DnsService:
-    def __init__(self, db: Database, gateway: AgentGateway):
+    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
         self.db = db
         self.gateway = gateway
+        self.owners = owners
 
     # -- who serves what -----------------------------------------------------------------
 
@@ -110,11 +112,13 @@ class DnsService:
         addresses = self._checked(name, addresses)
         parent_id = str(parent["_id"])
         # Stored first: the unique (domain, name) index refuses a duplicate before any agent hears of it.
-        record = self.db.records.insert(
-            {"project_id": parent_id if parent_field == "project_id" else "",
-             "region_id": parent_id if parent_field == "region_id" else "",
-             "name": name, "description": description, "domain": domain, "addresses": addresses},
-            conflict=f"{name}.{domain} already exists")
+        fields = {"region_id": parent_id if parent_field == "region_id" else "", "name": name,
+                  "description": description, "domain": domain, "addresses": addresses}
+        conflict = f"{name}.{domain} already exists"
+        if parent_field == "project_id":
+            record = insert_owned(self.owners, self.db, parent_id, self.db.records, fields, conflict)
+        else:
+            record = self.db.records.insert({**fields, "project_id": ""}, conflict=conflict)
         params = {"Domain": domain, "Entry": name, "Addresses": addresses}
         try:
             self._apply(self._targets(self._regions_of(record)), "CreateDnsRecord", params,

@@ -21,7 +21,7 @@ from bson import ObjectId
 from kahuna import ports, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import owned_ids
+from kahuna.services._common import CREATING, insert_owned, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
 from kahuna.services.komputes import KomputeService
@@ -170,10 +170,11 @@ class KawaiiService(_Services):
         public = self.komputes.public_subnet(region_id)
         private = self.projects.private_subnet(project, region_id)
         self._image(region_id)
-        kawaii = self.db.kawaiis.insert(
-            {"project_id": project_id, "region_id": region_id, "name": f"kawaii-{project['name']}-{region['name']}",
+        kawaii = insert_owned(
+            self.projects.serializer, self.db, project_id, self.db.kawaiis,
+            {"region_id": region_id, "name": f"kawaii-{project['name']}-{region['name']}",
              "description": fields.get("description", ""), **rules, "vpc_peerings": peerings, "zones": [],
-             "virtual_ips": [], "state": "creating"},
+             "virtual_ips": [], "state": CREATING},
             conflict=f"project {project['name']} already has a Kawaii in region {region['name']}")
         kawaii_id = str(kawaii["_id"])
         with Undo() as undo:
@@ -348,10 +349,11 @@ class KonveyService(_Services):
         name = fields.get("name") or project["name"]
         private = self.projects.private_subnet(project, region_id)
         self._image(region_id)
-        konvey = self.db.konveys.insert(
-            {"project_id": project_id, "region_id": region_id, "name": name,
+        konvey = insert_owned(
+            self.projects.serializer, self.db, project_id, self.db.konveys,
+            {"region_id": region_id, "name": name,
              "description": fields.get("description", ""), "failover": count > 1, "endpoints": endpoints,
-             "kompute_ids": [], "vip": "", "vip_adapter_id": "", "vrrp_id": 0, "mask": 0, "state": "creating"},
+             "kompute_ids": [], "vip": "", "vip_adapter_id": "", "vrrp_id": 0, "mask": 0, "state": CREATING},
             conflict=f"project {project['name']} already has a Konvey named {name}")
         konvey_id = str(konvey["_id"])
         with Undo() as undo:

@@ -30,7 +30,7 @@ from kahuna import cloudinit, credentials, domain, placement, rpc
 from kahuna.errors import (AgentCallFailed, AgentError, AgentUnavailable, Conflict, NotFound, QuotaExceeded,
                            Unprocessable)
 from kahuna.rpc import AgentGateway, InstanceAction
-from kahuna.services._common import owned_ids
+from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.dns import DnsService
 from kahuna.services.networks import AdapterService
@@ -128,14 +128,10 @@ class InstanceService:
         zone = self.zone_of_project(project, zone_id)
         adapter_ids = list(dict.fromkeys(fields.get("adapter_ids") or []))
         volume_ids = list(dict.fromkeys(fields.get("volume_ids") or []))
-        for adapter_id in adapter_ids:
+        for adapter_id in adapter_ids:  # early, clear refusals; claimed for good in _claim
             self._check_adapter_usable(project, adapter_id)
         for volume_id in volume_ids:
-            volume = self.db.volumes.get(volume_id)
-            if volume.get("project_id") != project_id or volume["type"] not in (OS, RAW):
-                raise Unprocessable(f"volume {volume_id} is not a volume of this project")
-            if self.db.instances.exists({"volume_ids": volume_id}):
-                raise Conflict(f"volume {volume['name']} is already a disk of an instance")
+            self._check_volume_usable(project_id, volume_id)
         plan = Plan(fields["name"], fields.get("description", ""), fields["vcpus"], fields["memory"],
                     adapter_ids=adapter_ids, volume_ids=volume_ids)
         return self.provision(project, zone, plan)
@@ -154,6 +150,15 @@ class InstanceService:
         if self.db.instances.exists({"adapter_ids": adapter_id}):
             raise Conflict(f"adapter {adapter['name']} is already plugged in an instance")
 
+    def _check_volume_usable(self, project_id: str, volume_id: str) -> None:
+        volume = self.db.volumes.get(volume_id)
+        if volume.get("project_id") != project_id or volume["type"] not in (OS, RAW):
+            raise Unprocessable(f"volume {volume_id} is not a volume of this project")
+        if volume.get("state", "ready") != "ready":
+            raise Conflict(f"volume {volume['name']} is being {'created' if volume['state'] == 'creating' else 'changed'}")
+        if self.db.instances.exists({"volume_ids": volume_id}):
+            raise Conflict(f"volume {volume['name']} is already a disk of an instance")
+
     def provision(self, project: Document, zone: Document, plan: Plan, undo: Undo | None = None) -> Document:
         """Make the instance of *plan*; on failure take back every step (also those of an enclosing *undo*)."""
         check_hostname(plan.name)
@@ -165,7 +170,7 @@ class InstanceService:
             adapter_ids = list(plan.adapter_ids)
             for new in plan.new_adapters:
                 adapter = self.adapters.create(new.subnet_id, {"name": new.name, "description": instance["name"]},
-                                               assign_ip=new.assign_ip)
+                                               assign_ip=new.assign_ip, made_for=str(instance["_id"]))
                 undo.push(f"delete adapter {new.name}", lambda a=adapter: self.db.adapters.delete_many({"_id": a["_id"]}))
                 adapter_ids.append(str(adapter["_id"]))
             volume_ids = list(plan.volume_ids)
@@ -181,8 +186,18 @@ class InstanceService:
         project_id = str(project["_id"])
         demand = {"instances": 1, "vcpus": plan.vcpus, "memory": plan.memory, "storage": plan.storage}
 
+        def place() -> Document:
+            # In the owners of the project, the zone and each adapter: the disks and NICs are checked free
+            # and written into the instance in one step, so two instances never get the same one.
+            for adapter_id in plan.adapter_ids:
+                self._check_adapter_usable(project, adapter_id)
+            for volume_id in plan.volume_ids:
+                self._check_volume_usable(project_id, volume_id)
+            return self._place(project, zone, plan)
+
         def claim() -> Document:
-            instance = self.serializer.run(f"zone:{zone['_id']}", self._place, project, zone, plan)
+            instance = self.serializer.run_all(
+                [f"zone:{zone['_id']}"] + [f"adapter:{adapter_id}" for adapter_id in plan.adapter_ids], place)
             claimed = [instance]
             try:
                 for new in plan.new_volumes:
@@ -226,7 +241,8 @@ class InstanceService:
         return self.db.instances.insert(
             {"project_id": str(project["_id"]), "region_id": zone["region_id"], "zone_id": str(zone["_id"]),
              "kaktus_id": node.kaktus_id, "name": plan.name, "description": plan.description, "vcpus": plan.vcpus,
-             "memory": plan.memory, "adapter_ids": [], "volume_ids": [], "profile": plan.profile,
+             "memory": plan.memory, "adapter_ids": list(plan.adapter_ids), "volume_ids": list(plan.volume_ids),
+             "profile": plan.profile,
              "profile_id": plan.profile_id, "agent_id": "", "seed_volume_id": "", "local_ip": "", "os": "",
              "dns_domain": "", "dns_addresses": [], "state": "creating"},
             conflict=f"an instance named {plan.name} already exists")
@@ -368,8 +384,11 @@ class InstanceService:
 
     def _ready(self, instance_id: str) -> Document:
         instance = self.get(instance_id)
-        if instance.get("state") != "ready":
+        state = instance.get("state")
+        if state == CREATING:
             raise Unprocessable(f"instance {instance['name']} is still being created")
+        if state != READY:
+            raise Conflict(f"instance {instance['name']} is being {'changed' if state == UPDATING else 'deleted'}")
         return instance
 
     def power(self, instance_id: str, action: str) -> None:
@@ -399,34 +418,47 @@ class InstanceService:
         return self.db.instances.update(instance_id, {"description": fields.get("description", "")})
 
     def resize(self, instance: Document, vcpus: int, memory: int) -> Document:
-        """New vCPUs and memory: quota and Kaktus room checked, the domain redefined and restarted."""
+        """New vCPUs and memory: claim (quota and Kaktus room, in the owners of the project and the zone), then
+        redefine and restart the domain with no owner held, then commit, or put the old size back."""
         if vcpus <= 0 or memory <= 0:
             raise Unprocessable("an instance needs at least one vCPU and some memory")
         if (vcpus, memory) == (instance["vcpus"], instance["memory"]):
             return instance
+        instance_id = str(instance["_id"])
         kaktus = self.kaktus_of(instance)
+        old = {"vcpus": instance["vcpus"], "memory": instance["memory"]}
 
-        def apply() -> Document:
+        def claim() -> Document:
+            current = self._ready(instance_id)
             node = next(n for n in self.nodes(kaktus["zone_id"]) if n.kaktus_id == str(kaktus["_id"]))
-            node.vcpus -= instance["vcpus"]
-            node.memory -= instance["memory"]
+            node.vcpus -= current["vcpus"]
+            node.memory -= current["memory"]
             if not node.fits(vcpus, memory):
                 raise QuotaExceeded(f"Kaktus {kaktus['name']} has no room for {vcpus} vCPU(s) and this memory")
+            # The larger of the two sizes is held until the agent is done (quota and room alike).
+            return self.db.instances.update(instance_id, {"vcpus": max(vcpus, current["vcpus"]),
+                                                          "memory": max(memory, current["memory"]),
+                                                          "state": UPDATING, "previous": old})
+
+        demand = {"vcpus": max(0, vcpus - instance["vcpus"]), "memory": max(0, memory - instance["memory"])}
+        self.projects.reserve(instance["project_id"], demand,
+                              lambda: self.serializer.run(f"zone:{instance['zone_id']}", claim))
+        try:
             xml = self._kaktus_call(kaktus, "GetInstance", {"Name": instance["name"], "Migratable": True})["XML"]
             self._kaktus_call(kaktus, "UpdateInstance", {"Name": instance["name"],
                                                          "XML": domain.set_resources(xml, vcpus, memory)})
-            updated = self.db.instances.update(instance["_id"], {"vcpus": vcpus, "memory": memory})
-            # The new definition applies from the next boot.
-            for action in (InstanceAction.SOFT_SHUTDOWN, InstanceAction.HARD_SHUTDOWN, InstanceAction.START):
-                try:
-                    self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": action})
-                except AgentCallFailed as exc:
-                    log.info("instance %s restart step %s: %s", instance["name"], action, exc.reason)
-            return updated
-
-        demand = {"vcpus": max(0, vcpus - instance["vcpus"]), "memory": max(0, memory - instance["memory"])}
-        return self.projects.reserve(instance["project_id"], demand,
-                                     lambda: self.serializer.run(f"zone:{instance['zone_id']}", apply))
+        except BaseException:
+            self.db.instances.update(instance_id, {**old, "state": READY}, extra={"$unset": {"previous": ""}})
+            raise
+        updated = self.db.instances.update(instance_id, {"vcpus": vcpus, "memory": memory, "state": READY},
+                                           extra={"$unset": {"previous": ""}})
+        # The new definition applies from the next boot.
+        for action in (InstanceAction.SOFT_SHUTDOWN, InstanceAction.HARD_SHUTDOWN, InstanceAction.START):
+            try:
+                self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": action})
+            except AgentCallFailed as exc:
+                log.info("instance %s restart step %s: %s", instance["name"], action, exc.reason)
+        return updated
 
     def delete(self, instance_id: str) -> None:
         instance = self.get(instance_id)
@@ -442,7 +474,9 @@ class InstanceService:
         """
         instance_id = str(instance["_id"])
         self.check_reachable(instance)
-        if instance.get("state") == "ready":
+        # From here the instance is on its way out: nothing uses or changes it, and crash recovery finishes it.
+        self.db.instances.update(instance_id, {"state": DELETING})
+        if instance.get("state") != CREATING:
             self._undefine(self.kaktus_of(instance), instance["name"])
         if instance.get("seed_volume_id"):
             try:

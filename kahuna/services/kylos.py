@@ -8,7 +8,7 @@ import random
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, Unprocessable
-from kahuna.services._common import child_of, owned_ids
+from kahuna.services._common import CREATING, child_of, owned_ids, live_project
 from kahuna.services._undo import Undo
 from kahuna.services.instances import check_hostname
 from kahuna.services.projects import ProjectService
@@ -61,14 +61,19 @@ class KyloService:
         access, protocols = self._sharing(fields)
         subnet = self.projects.private_subnet(project, region_id)
         pool = self.pools.get(nfs["storage_pool_id"])
-        used = {k["export_id"] for k in self.db.kylos.find({"nfs_id": nfs_id}, projection={"export_id": 1})}
-        export_id = random.choice([n for n in EXPORT_IDS if n not in used])  # noqa: S311 - not a secret
-        # The record first: it holds the name, so two creations cannot both reach the agents.
-        kylo = self.db.kylos.insert(
-            {"project_id": project_id, "region_id": region_id, "nfs_id": nfs_id, "name": name,
-             "description": fields.get("description", ""), "access": access, "protocols": protocols,
-             "clients": [subnet["cidr"]], "export_id": export_id, "path": "", "size": 0, "state": "creating"},
-            conflict=f"NFS storage {nfs['name']} already has a share named {name}")
+        def claim() -> Document:
+            # In the owners of the project (not being deleted) and of the NFS storage (export ids are unique
+            # in it). The record comes first: it holds the name, so two creations cannot both reach the agents.
+            live_project(self.db, project_id)
+            used = {k["export_id"] for k in self.db.kylos.find({"nfs_id": nfs_id}, projection={"export_id": 1})}
+            export_id = random.choice([n for n in EXPORT_IDS if n not in used])  # noqa: S311 - not a secret
+            return self.db.kylos.insert(
+                {"project_id": project_id, "region_id": region_id, "nfs_id": nfs_id, "name": name,
+                 "description": fields.get("description", ""), "access": access, "protocols": protocols,
+                 "clients": [subnet["cidr"]], "export_id": export_id, "path": "", "size": 0, "state": CREATING},
+                conflict=f"NFS storage {nfs['name']} already has a share named {name}")
+
+        kylo = self.projects.serializer.run_all((f"project:{project_id}", f"nfs:{nfs_id}"), claim)
         with Undo() as undo:
             undo.push(f"forget share {name}", lambda: self.db.kylos.delete_many({"_id": kylo["_id"]}))
             filesystems = self.pools.call_cephfs(pool, "ListFileSystems", {})["FS"]

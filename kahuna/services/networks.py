@@ -71,8 +71,11 @@ class VNetService:
 
 
 class SubnetService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, serializer: Serializer):
         self.db = db
+        # Which private subnet goes to which project is decided in the region's owner
+        # (``region-subnets:<id>``): two projects never get the same one.
+        self.serializer = serializer
 
     def list_ids(self) -> list[str]:
         return self.db.subnets.ids()
@@ -126,11 +129,16 @@ class SubnetService:
                                       conflict=f"virtual network already has a subnet named {fields['name']}")
 
     def delete(self, subnet_id: str) -> None:
-        subnet = self.get(subnet_id)
-        refuse_if_children(self.db, subnet, "subnet", (("adapter", "subnet_id", "adapters"),))
-        if subnet.get("project_id"):
-            raise Conflict(f"subnet {subnet['name']} is the private network of a project")
-        self.db.subnets.delete(subnet_id)
+        def remove() -> Document:
+            subnet = self.get(subnet_id)
+            refuse_if_children(self.db, subnet, "subnet", (("adapter", "subnet_id", "adapters"),))
+            if subnet.get("project_id"):
+                raise Conflict(f"subnet {subnet['name']} is the private network of a project")
+            self.db.subnets.delete(subnet_id)
+            return subnet
+
+        region_id = self.get(subnet_id)["region_id"]
+        subnet = self.serializer.run_all((f"region-subnets:{region_id}", f"subnet:{subnet_id}"), remove)
         clear_default(self.db.vnets, subnet["vnet_id"], "defaults.subnet_id", subnet_id)
 
     def adapter_ids(self, subnet_id: str) -> list[str]:
@@ -141,21 +149,31 @@ class SubnetService:
 
     def reserve_private(self, region_id: str, prefix_length: int, project_id: str) -> Document:
         """Give *project_id* a free private subnet of the region: a /prefix_length, or the next larger."""
-        private_vnets = self.db.vnets.ids({"region_id": region_id, "private": True})
-        for length in range(prefix_length, SMALLEST_PROJECT_PREFIX, -1):
-            for candidate in self.db.subnets.find({"vnet_id": {"$in": private_vnets}, "project_id": "",
-                                                   "prefix_length": length}, sort=[("_id", 1)]):
-                claimed = self.db.subnets.collection.find_one_and_update(
-                    {"_id": candidate["_id"], "project_id": ""}, {"$set": {"project_id": project_id}},
-                    return_document=True)
-                if claimed is not None:
-                    return claimed
-        region = self.db.regions.get(region_id)
-        raise Unprocessable(f"no free private subnet of /{prefix_length} or larger in region {region['name']}")
+        def claim() -> Document:
+            private_vnets = self.db.vnets.ids({"region_id": region_id, "private": True})
+            for length in range(prefix_length, SMALLEST_PROJECT_PREFIX, -1):
+                free = self.db.subnets.find({"vnet_id": {"$in": private_vnets}, "project_id": "",
+                                             "prefix_length": length}, sort=[("_id", 1)], limit=1)
+                if free:
+                    return self.db.subnets.update(free[0]["_id"], {"project_id": project_id})
+            region = self.db.regions.get(region_id)
+            raise Unprocessable(f"no free private subnet of /{prefix_length} or larger in region {region['name']}")
+
+        return self.serializer.run(f"region-subnets:{region_id}", claim)
 
     def release(self, subnet_id: str, project_id: str) -> None:
-        self.db.subnets.collection.update_one({"_id": self.get(subnet_id)["_id"], "project_id": project_id},
-                                              {"$set": {"project_id": ""}})
+        subnet = self.get(subnet_id)
+
+        def give_back() -> None:
+            if self.get(subnet_id).get("project_id") == project_id:
+                self.db.subnets.update(subnet_id, {"project_id": ""})
+
+        self.serializer.run(f"region-subnets:{subnet['region_id']}", give_back)
+
+    def release_all(self, project_id: str) -> None:
+        """Every private subnet *project_id* holds goes back to its region (an undone or deleted project)."""
+        for subnet in self.db.subnets.find({"project_id": project_id}, projection={"_id": 1}):
+            self.release(str(subnet["_id"]), project_id)
 
 
 class AdapterService:
@@ -169,14 +187,18 @@ class AdapterService:
     def get(self, adapter_id: str) -> Document:
         return self.db.adapters.get(adapter_id)
 
-    def create(self, subnet_id: str, fields: dict[str, typing.Any], assign_ip: bool = False) -> Document:
+    def create(self, subnet_id: str, fields: dict[str, typing.Any], assign_ip: bool = False,
+               made_for: str = "") -> Document:
+        """A new adapter; *made_for* names the instance (or Kawaii/Konvey) whose creation makes it, so that
+        crash recovery can take it back with that creation."""
         subnet = self.db.subnets.get(subnet_id)
 
         def allocate() -> Document:
             mac, addresses = self._checked(subnet, fields, None, assign_ip)
             return self.db.adapters.insert(
                 {"subnet_id": subnet_id, "name": fields["name"], "description": fields.get("description", ""),
-                 "mac": mac, "addresses": addresses, "reserved": fields.get("reserved", False)},
+                 "mac": mac, "addresses": addresses, "reserved": fields.get("reserved", False),
+                 "made_for": made_for},
                 conflict=f"subnet already has an adapter named {fields['name']}")
 
         return self.serializer.run(f"subnet:{subnet_id}", allocate)
@@ -196,10 +218,14 @@ class AdapterService:
         return self.serializer.run(f"subnet:{subnet['_id']}", change)
 
     def delete(self, adapter_id: str) -> None:
-        adapter = self.get(adapter_id)
-        if self.db.db["instance"].find_one({"adapter_ids": adapter_id}, {"_id": 1}):
-            raise Conflict(f"adapter {adapter['name']} is still plugged in an instance")
-        self.db.adapters.delete(adapter_id)
+        def remove() -> None:
+            # In the adapter's owner, where instances claim it: it cannot be plugged in meanwhile.
+            adapter = self.get(adapter_id)
+            if self.db.db["instance"].find_one({"adapter_ids": adapter_id}, {"_id": 1}):
+                raise Conflict(f"adapter {adapter['name']} is still plugged in an instance")
+            self.db.adapters.delete(adapter_id)
+
+        self.serializer.run(f"adapter:{adapter_id}", remove)
 
     def _checked(self, subnet: Document, fields: dict[str, typing.Any], current: Document | None,
                  assign_ip: bool) -> tuple[str, list[str]]:

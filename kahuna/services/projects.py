@@ -8,6 +8,7 @@ from kahuna.access import Identity
 from kahuna.costs import Pricing
 from kahuna.errors import Conflict, Forbidden, QuotaExceeded, Unprocessable
 from kahuna.network import DOMAIN, expand_ranges
+from kahuna.services._common import CREATING, DELETING, READY, live_project
 from kahuna.services.dns import DnsService
 from kahuna.services.networks import SubnetService
 from kahuna.services.teams import TeamService
@@ -83,7 +84,7 @@ class ProjectService:
         both pass the check on the same room. 507 when a quota would be exceeded.
         """
         def check_then_claim() -> typing.Any:
-            project = self.db.projects.get(project_id)
+            project = live_project(self.db, project_id)
             quotas = {**NO_QUOTAS, **project.get("quotas", {})}
             usage = self.usage(project_id)
             exceeded = [f"{name} ({usage[name]} used + {demand[name]} asked > {quotas[name]})"
@@ -147,6 +148,8 @@ class ProjectService:
             "private_subnets": [],
             "zone_gateways": {},
             "reserved_vrrp_ids": [],
+            # Until its networks and DNS zone exist; crash recovery undoes a project left so.
+            "state": CREATING,
         })
         # Reserve the networks, then create the DNS zone; on any failure undo all of it.
         try:
@@ -154,10 +157,14 @@ class ProjectService:
             project = self.db.projects.update(project["_id"], networks)
             self.dns.create_zone(project)
         except BaseException:
-            self._release_networks(project)
-            self.db.projects.delete(project["_id"])
+            self.undo_creation(project)
             raise
-        return project
+        return self.db.projects.update(project["_id"], {"state": READY})
+
+    def undo_creation(self, project: Document) -> None:
+        """Take back a project whose creation failed or was cut short: its networks, then the document."""
+        self.subnets.release_all(str(project["_id"]))
+        self.db.projects.delete_many({"_id": project["_id"]})
 
     def _reserve_networks(self, project: Document, region_ids: list[str], size: int) -> dict[str, typing.Any]:
         """A private subnet per region, and a gateway address per zone taken from its gateway pool."""
@@ -177,13 +184,11 @@ class ProjectService:
             gateways.update({str(zone["_id"]): address for zone, address in zip(zones, pool, strict=False)})
         return {"private_subnets": private_subnets, "zone_gateways": gateways}
 
-    def _release_networks(self, project: Document) -> None:
-        project_id = str(project["_id"])
-        for subnet in self.db.subnets.find({"project_id": project_id}, projection={"_id": 1}):
-            self.subnets.release(str(subnet["_id"]), project_id)
-
     def update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
-        project = self.db.projects.get(project_id)
+        return self.serializer.run(f"project:{project_id}", self._update, identity, project_id, fields)
+
+    def _update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
+        project = live_project(self.db, project_id)
         quotas = {**NO_QUOTAS, **(fields.get("quotas") or {})}
         if quotas != {**NO_QUOTAS, **project.get("quotas", {})} and not identity.is_super_admin:
             raise Forbidden("only a superAdmin can change a project's quotas")
@@ -214,14 +219,23 @@ class ProjectService:
         return self.db.projects.update(project_id, changes)
 
     def delete(self, project_id: str) -> None:
-        self.db.projects.get(project_id)
-        owned = [c for c in OWNED_COLLECTIONS if self.db.db[c].find_one({"project_id": project_id}, {"_id": 1})]
-        if owned:
-            raise Conflict(f"project still owns {', '.join(owned)} object(s): delete them first")
-        project = self.db.projects.get(project_id)
-        self.db.projects.delete(project_id)
-        self._release_networks(project)
+        """Decided in the project's owner, where every object of the project is inserted: once the
+        project is ``deleting`` nothing new can be made in it, and nothing was there when it was checked."""
+        def decide() -> Document:
+            live_project(self.db, project_id)
+            owned = [c for c in OWNED_COLLECTIONS if self.db.db[c].find_one({"project_id": project_id}, {"_id": 1})]
+            if owned:
+                raise Conflict(f"project still owns {', '.join(owned)} object(s): delete them first")
+            return self.db.projects.update(project_id, {"state": DELETING})
+
+        self.finish_deletion(self.serializer.run(f"project:{project_id}", decide))
+
+    def finish_deletion(self, project: Document) -> None:
+        """The DNS zone off the Kiwis, the networks back to their regions, then the document (also run by
+        crash recovery for a project left ``deleting``)."""
         self.dns.delete_zone(project)
+        self.subnets.release_all(str(project["_id"]))
+        self.db.projects.delete_many({"_id": project["_id"]})
 
     # -- helpers -------------------------------------------------------------------
 

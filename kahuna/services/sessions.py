@@ -37,13 +37,12 @@ class SessionService:
 
         Failures are counted per account and per client address; past the limits, 429.
         """
-        self.guard.check(email, source)
+        self.guard.reserve(email, source)
         user = self.db.users.find_one({"email": email.strip().lower()})
         valid = self.hasher.verify(password, user.get("password_hash") if user else None)
         if not (user and valid and user.get("enabled")):
-            self.guard.count(email, source)
             raise Unauthorized("invalid e-mail or password")
-        self.guard.forget(email)
+        self.guard.succeeded(email, source)
         now = utcnow()
         self.db.sessions.delete_many({"expires_at": {"$lt": now}})
         session = self.db.sessions.insert({"_id": secrets.token_hex(16), "user_id": str(user["_id"]),

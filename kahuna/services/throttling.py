@@ -11,9 +11,9 @@ from kahuna.errors import TooManyRequests
 class AttemptLimiter(typing.Protocol):
     """Sliding-window counters (implemented by ``actors.Throttle``)."""
 
-    def record(self, *keys: str) -> None: ...
+    def reserve(self, limits: typing.Sequence[tuple[str, int]], window: float) -> float: ...
 
-    def wait(self, key: str, limit: int, window: float) -> float: ...
+    def refund(self, key: str) -> None: ...
 
     def clear(self, key: str) -> None: ...
 
@@ -35,16 +35,20 @@ class Guard:
     def _keys(self, account: str, source: str) -> tuple[str, str]:
         return f"{self.what}:account:{account.strip().lower()}", f"{self.what}:source:{source}"
 
-    def check(self, account: str, source: str) -> None:
+    def reserve(self, account: str, source: str) -> None:
+        """Count this attempt before it is checked, or refuse it with 429.
+
+        Reserving first is what bounds a burst: attempts sent at once are counted one
+        by one in the limiter's actor, so no more than the limit ever reach the check.
+        """
         account_key, source_key = self._keys(account, source)
-        wait = max(self.limiter.wait(account_key, self.per_account, self.window),
-                   self.limiter.wait(source_key, self.per_source, self.window))
+        wait = self.limiter.reserve(((account_key, self.per_account), (source_key, self.per_source)), self.window)
         if wait > 0:
             raise TooManyRequests(f"too many {self.what} attempts: retry in {math.ceil(wait)} seconds",
                                   retry_after=math.ceil(wait))
 
-    def count(self, account: str, source: str) -> None:
-        self.limiter.record(*self._keys(account, source))
-
-    def forget(self, account: str) -> None:
-        self.limiter.clear(self._keys(account, "")[0])
+    def succeeded(self, account: str, source: str) -> None:
+        """The reserved attempt was a success: it does not count against the address, and the account starts afresh."""
+        account_key, source_key = self._keys(account, source)
+        self.limiter.refund(source_key)
+        self.limiter.clear(account_key)

@@ -21,7 +21,7 @@ from kahuna.errors import Conflict, Forbidden, NotFound, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.services.sessions import SessionService
 from kahuna.services.throttling import Guard
-from kahuna.services.tokens import USER, TokenService
+from kahuna.services.tokens import USER, Serializer, TokenService
 from kahuna.storage import Database, Document, utcnow
 
 REGISTRATION = "registration"
@@ -42,8 +42,11 @@ class InvalidLink(Exception):
 class UserService:
     def __init__(self, db: Database, mailer: Mailer, hasher: credentials.PasswordHasher, sessions: SessionService,
                  tokens: TokenService, public_url: str, registration_lifetime: datetime.timedelta,
-                 reset_lifetime: datetime.timedelta, reset_guard: Guard):
+                 reset_lifetime: datetime.timedelta, reset_guard: Guard, serializer: Serializer):
         self.db = db
+        # A user's links, password and role are decided in the user's owner (``user:<id>``); whether a
+        # superAdmin remains, in the one owner of all superAdmins (``superadmins``).
+        self.serializer = serializer
         self.reset_guard = reset_guard
         self.mailer = mailer
         self.hasher = hasher
@@ -101,21 +104,20 @@ class UserService:
         return user, password
 
     def confirm_registration(self, user_id: str, token: str) -> None:
-        user = self._consume_link(user_id, token, REGISTRATION)
-        self._issue_password(user, "Your Kowabunga account is ready !",
-                             "Your account is confirmed. Here's your password:", enable=True)
+        self._follow_link(user_id, token, REGISTRATION, "Your Kowabunga account is ready !",
+                          "Your account is confirmed. Here's your password:", enable=True)
 
     # -- passwords -----------------------------------------------------------------
 
     def set_password(self, user_id: str, password: str) -> None:
         credentials.check_password_strength(password)
-        self.db.users.update(user_id, {"password_hash": self.hasher.hash(password)})
+        password_hash = self.hasher.hash(password)
+        self.serializer.run(f"user:{user_id}", self.db.users.update, user_id, {"password_hash": password_hash})
         self.sessions.revoke_all(user_id)
 
     def request_password_reset(self, email: str, source: str) -> None:
         """Public step 1: e-mail a reset link if the address is known; silent either way (429 past the limits)."""
-        self.reset_guard.check(email, source)
-        self.reset_guard.count(email, source)
+        self.reset_guard.reserve(email, source)
         try:
             address = normalize_email(email)
         except Unprocessable:
@@ -136,60 +138,81 @@ class UserService:
         ))
 
     def confirm_password_reset(self, user_id: str, token: str) -> None:
-        user = self._consume_link(user_id, token, PASSWORD_RESET)
-        self._issue_password(user, "Your Kowabunga password has been reset !", "Here's your new password:")
+        self._follow_link(user_id, token, PASSWORD_RESET, "Your Kowabunga password has been reset !",
+                          "Here's your new password:")
         self.sessions.revoke_all(user_id)
 
-    def _issue_password(self, user: Document, subject: str, intro: str, enable: bool = False) -> None:
+    def _follow_link(self, user_id: str, token: str, purpose: str, subject: str, intro: str,
+                     enable: bool = False) -> None:
+        """Consume the link (in the user's owner: one follower wins), mail a new password, then store it.
+
+        If the mail cannot be sent the link is put back, so it can be followed again once the relay works.
+        """
+        user, link = self.serializer.run(f"user:{user_id}", self._consume_link, user_id, token, purpose)
         password = credentials.generate_password()
-        # Mail before storing: if the relay fails, the old state stays and the link can be followed again.
-        self.mailer.send(Letter(to=user["email"], subject=subject, intro=intro, facts=(("Password", password),),
-                                outro="This email is a one-timer: keep the password in a safe place."))
+        try:
+            self.mailer.send(Letter(to=user["email"], subject=subject, intro=intro, facts=(("Password", password),),
+                                    outro="This email is a one-timer: keep the password in a safe place."))
+        except BaseException:
+            self.serializer.run(f"user:{user_id}", self._restore_link, user_id, purpose, link)
+            raise
         fields: dict[str, typing.Any] = {"password_hash": self.hasher.hash(password)}
         if enable:
             fields["enabled"] = True
-        self.db.users.update(user["_id"], fields)
+        self.serializer.run(f"user:{user_id}", self.db.users.update, user_id, fields)
 
     def _issue_link(self, user: Document, purpose: str, path: str) -> str:
         token = credentials.generate_link_token()
-        expires = utcnow() + self.lifetimes[purpose]
-        self.db.users.update(user["_id"], {purpose: {"digest": credentials.digest(token), "expires_at": expires}})
+        link = {"digest": credentials.digest(token), "expires_at": utcnow() + self.lifetimes[purpose]}
+        self.serializer.run(f"user:{user['_id']}", self.db.users.update, user["_id"], {purpose: link})
         query = urllib.parse.urlencode({"user": str(user["_id"]), "token": token})
         return f"{self.public_url}{path}?{query}"
 
-    def _consume_link(self, user_id: str, token: str, purpose: str) -> Document:
-        """Use up a link: it matches, it has not expired, and no one else used it first."""
+    def _consume_link(self, user_id: str, token: str, purpose: str) -> tuple[Document, dict[str, typing.Any]]:
+        """Use up a link (in the user's owner): it matches, it has not expired, and no one used it first."""
+        invalid = InvalidLink("this link is invalid, was used already, or has expired")
         if not token:
             raise InvalidLink("missing token")
         try:
-            user = self.db.users.update(
-                user_id,
-                extra={"$unset": {purpose: ""}},
-                where={f"{purpose}.digest": credentials.digest(token), f"{purpose}.expires_at": {"$gte": utcnow()}},
-            )
+            user = self.db.users.get(user_id)
         except NotFound:
-            raise InvalidLink("this link is invalid, was used already, or has expired") from None
-        return user
+            raise invalid from None
+        link = user.get(purpose) or {}
+        if not (credentials.same_secret(link.get("digest") or "", credentials.digest(token))
+                and link.get("expires_at") and link["expires_at"] >= utcnow()):
+            raise invalid
+        return self.db.users.update(user_id, extra={"$unset": {purpose: ""}}), link
+
+    def _restore_link(self, user_id: str, purpose: str, link: dict[str, typing.Any]) -> None:
+        if purpose not in self.db.users.get(user_id):  # unless a newer link was issued meanwhile
+            self.db.users.update(user_id, {purpose: link})
 
     # -- update and deletion -----------------------------------------------------------
 
     def update(self, identity: Identity, user_id: str, name: str, email: str, role: Role,
                description: str = "", notifications: bool = False) -> Document:
-        user = self.db.users.get(user_id)
-        if role != user["role"] and not identity.is_super_admin:
-            raise Forbidden("only a superAdmin can change a user's role")
-        if role != Role.SUPER_ADMIN and user["role"] == Role.SUPER_ADMIN:
-            self._keep_one_super_admin(user_id)
         fields = {"name": name, "description": description, "email": normalize_email(email), "role": str(role),
                   "notifications": notifications}
-        return self.db.users.update(user_id, fields,
-                                    conflict="a user with the same name or e-mail address already exists")
+
+        def change() -> Document:
+            user = self.db.users.get(user_id)
+            if role != user["role"] and not identity.is_super_admin:
+                raise Forbidden("only a superAdmin can change a user's role")
+            if role != Role.SUPER_ADMIN and user["role"] == Role.SUPER_ADMIN:
+                self._keep_one_super_admin(user_id)
+            return self.db.users.update(user_id, fields,
+                                        conflict="a user with the same name or e-mail address already exists")
+
+        return self.serializer.run_all(("superadmins", f"user:{user_id}"), change)
 
     def delete(self, user_id: str) -> None:
-        user = self.db.users.get(user_id)
-        if user["role"] == Role.SUPER_ADMIN:
-            self._keep_one_super_admin(user_id)
-        self.db.users.delete(user_id)
+        def remove() -> None:
+            user = self.db.users.get(user_id)
+            if user["role"] == Role.SUPER_ADMIN:
+                self._keep_one_super_admin(user_id)
+            self.db.users.delete(user_id)
+
+        self.serializer.run_all(("superadmins", f"user:{user_id}"), remove)
         self.db.teams.collection.update_many({"user_ids": user_id}, {"$pull": {"user_ids": user_id}})
         self.tokens.delete_for(USER, user_id)
         self.sessions.revoke_all(user_id)

@@ -15,7 +15,7 @@ import logging
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
-from kahuna.services._common import child_of
+from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of
 from kahuna.services._undo import Undo
 from kahuna.services.projects import BILLED_VOLUME_TYPES, ProjectService
 from kahuna.services.storage_pools import PoolService
@@ -91,12 +91,11 @@ class VolumeService:
     def destroy(self, volume: Document) -> None:
         """Remove the image (an image the agent no longer has is fine), then the document."""
         pool = self.pools.get(volume["storage_pool_id"])
-        if volume.get("state") == "ready":
-            try:
-                self.pools.call(pool, "DeleteVolume", {"Volume": volume["name"], "WithSnapshots": True})
-            except AgentCallFailed as exc:
-                log.warning("volume %s/%s: the agent could not delete it (%s); forgetting it", pool["pool"],
-                            volume["name"], exc.reason)
+        try:
+            self.pools.call(pool, "DeleteVolume", {"Volume": volume["name"], "WithSnapshots": True})
+        except AgentCallFailed as exc:
+            log.info("volume %s/%s: the agent could not delete it (%s); forgetting it", pool["pool"],
+                     volume["name"], exc.reason)
         self.db.volumes.delete_many({"_id": volume["_id"]})
 
     # -- the API ---------------------------------------------------------------------
@@ -130,18 +129,28 @@ class VolumeService:
             raise Unprocessable(f"a volume cannot shrink (it holds {volume['size']} bytes)")
         if fields["size"] > volume["size"]:
             self._grow(volume, fields["size"])
-        return self.db.volumes.update(volume_id, {"description": fields.get("description", ""),
-                                                  "size": fields["size"]})
+        return self.db.volumes.update(volume_id, {"description": fields.get("description", "")})
 
     def _grow(self, volume: Document, size: int) -> None:
-        growth = size - volume["size"]
+        """Claim the growth (quota, in the project's owner) and mark the volume ``updating``; have the agent
+        resize the image with no owner held; then commit, or put the old size back."""
+        volume_id = volume["_id"]
 
-        def resize() -> None:
-            pool = self.pools.get(volume["storage_pool_id"])
-            self.pools.call(pool, "ResizeVolume", {"Volume": volume["name"], "Size": size})
-            self.db.volumes.update(volume["_id"], {"size": size})
+        def claim() -> None:
+            current = self.db.volumes.get(volume_id)
+            if current.get("state", READY) != READY:
+                raise Conflict(f"volume {current['name']} is being {current['state'].removesuffix('ing')}ed")
+            self.db.volumes.update(volume_id, {"size": size, "state": UPDATING, "previous": {"size": current["size"]}})
 
-        self.projects.reserve(volume["project_id"], {"storage": growth}, resize)
+        self.projects.reserve(volume["project_id"], {"storage": size - volume["size"]}, claim)
+        try:
+            self.pools.call(self.pools.get(volume["storage_pool_id"]), "ResizeVolume",
+                            {"Volume": volume["name"], "Size": size})
+        except BaseException:
+            self.db.volumes.update(volume_id, {"size": volume["size"], "state": READY},
+                                   extra={"$unset": {"previous": ""}})
+            raise
+        self.db.volumes.update(volume_id, {"state": READY}, extra={"$unset": {"previous": ""}})
 
     def grow(self, volume: Document, size: int) -> None:
         """Grow a volume to *size* if it is smaller (Kompute disks)."""
@@ -149,10 +158,21 @@ class VolumeService:
             self._grow(volume, size)
 
     def delete(self, volume_id: str) -> None:
-        volume = self.get(volume_id)
-        user = self.db.instances.find_one({"volume_ids": volume_id})
-        if user is not None:
-            raise Conflict(f"volume {volume['name']} is a disk of instance {user['name']}")
-        if volume.get("instance_id"):
-            raise Conflict(f"volume {volume['name']} was made for a Kompute: delete the Kompute")
+        project_id = self.get(volume_id)["project_id"]
+
+        def decide() -> Document:
+            # In the project's owner, where instances claim their disks: it cannot become one meanwhile.
+            volume = self.get(volume_id)
+            user = self.db.instances.find_one({"volume_ids": volume_id})
+            if user is not None:
+                raise Conflict(f"volume {volume['name']} is a disk of instance {user['name']}")
+            if volume.get("instance_id"):
+                raise Conflict(f"volume {volume['name']} was made for a Kompute: delete the Kompute")
+            if volume.get("state", READY) == CREATING:
+                raise Conflict(f"volume {volume['name']} is still being created")
+            if volume.get("state", READY) == UPDATING:
+                raise Conflict(f"volume {volume['name']} is being changed")
+            return self.db.volumes.update(volume_id, {"state": DELETING})
+
+        volume = self.projects.serializer.run(f"project:{project_id}", decide)
         self.destroy(volume)
