@@ -98,8 +98,9 @@ class _Services:
                                   0, False, profile, profile_id, peering_subnet_ids, avoid)
         return self.komputes.build(project, zone, plan, undo)
 
-    def _vip_adapter(self, subnet_id: str, name: str, undo: Undo) -> Document:
-        adapter = self.adapters.create(subnet_id, {"name": name, "description": "virtual address"}, assign_ip=True)
+    def _vip_adapter(self, subnet_id: str, name: str, made_for: str, undo: Undo) -> Document:
+        adapter = self.adapters.create(subnet_id, {"name": name, "description": "virtual address"}, assign_ip=True,
+                                       made_for=made_for)
         undo.push(f"delete adapter {name}", lambda: self.db.adapters.delete_many({"_id": adapter["_id"]}))
         return adapter
 
@@ -117,15 +118,29 @@ class _Services:
             except AgentError as exc:
                 log.info("Kontroller of %s not reloaded: %s", instance["name"], exc.reason)
 
+    def destroy_leftover(self, service: Document) -> None:
+        """Crash recovery: a Kawaii or Konvey whose creation or deletion was cut short. Its VMs are the
+        Komputes made for it; its virtual addresses, the adapters made for it; its VRRP ids are given back
+        by the caller, from what the project's live services still use."""
+        service_id = str(service["_id"])
+        for kompute in self.db.komputes.find({"profile_id": service_id}):
+            self.komputes.destroy_leftover(kompute)
+        self.db.adapters.delete_many({"made_for": service_id})
+        self.db.db[self.collection].delete_many({"_id": service["_id"]})
+
     def _destroy_vms(self, kompute_ids: list[str]) -> None:
         komputes = self.db.komputes.find({"_id": {"$in": [ObjectId(k) for k in kompute_ids]}})
         for kompute in komputes:  # every agent first, so that nothing is half deleted
-            self.instances.check_reachable(self.db.instances.get(kompute["instance_id"]))
+            instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])})
+            if instance is not None:
+                self.instances.check_reachable(instance)
         for kompute in komputes:
             self.komputes.destroy(kompute)
 
 
 class KawaiiService(_Services):
+    collection = "kawaii"
+
     def list_ids(self, project_id: str | None = None) -> list[str]:
         return owned_ids(self.db.kawaiis, self.projects, project_id)
 
@@ -184,7 +199,7 @@ class KawaiiService(_Services):
             private_prefix = ipaddress.ip_network(private["cidr"]).prefixlen
             for zone in zones:
                 zone_id = str(zone["_id"])
-                vip = self._vip_adapter(str(public["_id"]), f"{kawaii['name']}-{zone['name']}-vip", undo)
+                vip = self._vip_adapter(str(public["_id"]), f"{kawaii['name']}-{zone['name']}-vip", kawaii_id, undo)
                 vrrp_id = self._vrrp_id(project_id, undo)
                 vm = self._vm(project, zone, f"{kawaii['name']}-{zone['name']}", "kawaii", kawaii_id, undo,
                               [p["subnet"] for p in peerings])
@@ -303,6 +318,8 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 class KonveyService(_Services):
+    collection = "konvey"
+
     def list_ids(self, project_id: str | None = None) -> list[str]:
         return owned_ids(self.db.konveys, self.projects, project_id)
 
@@ -358,7 +375,7 @@ class KonveyService(_Services):
         konvey_id = str(konvey["_id"])
         with Undo() as undo:
             undo.push("forget the Konvey", lambda: self.db.konveys.delete_many({"_id": konvey["_id"]}))
-            vip = self._vip_adapter(str(private["_id"]), f"konvey-{name}-vip", undo)
+            vip = self._vip_adapter(str(private["_id"]), f"konvey-{name}-vip", konvey_id, undo)
             vrrp_id = self._vrrp_id(project_id, undo)
             kompute_ids, used_kaktuses = [], set()
             for index, zone in enumerate(placements, 1):

@@ -89,6 +89,8 @@ class Plan:
     profile: str = ""
     profile_id: str = ""
     avoid_kaktus_ids: frozenset[str] = frozenset()
+    #: The instance of a Kompute: crash recovery takes back one whose Kompute record was never written.
+    kompute: bool = False
 
     @property
     def storage(self) -> int:
@@ -243,7 +245,8 @@ class InstanceService:
              "kaktus_id": node.kaktus_id, "name": plan.name, "description": plan.description, "vcpus": plan.vcpus,
              "memory": plan.memory, "adapter_ids": list(plan.adapter_ids), "volume_ids": list(plan.volume_ids),
              "profile": plan.profile,
-             "profile_id": plan.profile_id, "agent_id": "", "seed_volume_id": "", "local_ip": "", "os": "",
+             "profile_id": plan.profile_id, "kompute": plan.kompute, "agent_id": "", "seed_volume_id": "",
+             "local_ip": "", "os": "",
              "dns_domain": "", "dns_addresses": [], "state": "creating"},
             conflict=f"an instance named {plan.name} already exists")
 
@@ -264,6 +267,9 @@ class InstanceService:
         # The host name, on the region's Kiwis.
         private_addresses = [nic.addresses[0].split("/")[0] for nic in nics if nic.private and nic.addresses]
         if project.get("domain") and private_addresses:
+            # Written down before the Kiwis hear of it: crash recovery removes the name with the instance.
+            self.db.instances.update(instance["_id"], {"dns_domain": project["domain"],
+                                                       "dns_addresses": private_addresses})
             self.dns.add_host(project["domain"], zone["region_id"], instance["name"], private_addresses)
             undo.push(f"remove host {instance['name']}",
                       lambda: self.dns.remove_host(project["domain"], zone["region_id"], instance["name"]))
@@ -272,7 +278,8 @@ class InstanceService:
         controller_id = controller_key = ""
         if instance["profile"] in PROFILES_WITH_AGENT:
             agent = self.db.agents.insert({"name": instance["name"], "type": rpc.KONTROLLER,
-                                           "description": f"Kontroller of {instance['profile']} VM {instance['name']}"},
+                                           "description": f"Kontroller of {instance['profile']} VM {instance['name']}",
+                                           "made_for": str(instance["_id"])},
                                           conflict=f"an agent named {instance['name']} already exists")
             controller_id = str(agent["_id"])
             undo.push(f"delete agent {instance['name']}", lambda: self._forget_agent(controller_id))
@@ -387,8 +394,10 @@ class InstanceService:
         state = instance.get("state")
         if state == CREATING:
             raise Unprocessable(f"instance {instance['name']} is still being created")
+        if state == UPDATING:
+            raise Conflict(f"instance {instance['name']} is being changed")
         if state != READY:
-            raise Conflict(f"instance {instance['name']} is being {'changed' if state == UPDATING else 'deleted'}")
+            raise Conflict(f"instance {instance['name']} is being deleted, or its creation failed: delete it")
         return instance
 
     def power(self, instance_id: str, action: str) -> None:
@@ -491,6 +500,22 @@ class InstanceService:
         if instance.get("dns_domain"):
             self.dns.remove_host(instance["dns_domain"], instance["region_id"], instance["name"])
         self.db.instances.delete(instance_id)
+
+    def destroy_leftover(self, instance: Document) -> None:
+        """Take back whatever a creation or deletion cut short by a crash left of *instance*, from what its
+        documents say: the domain, the volumes and adapters made for it, its Kontroller agent, its host name.
+        Every step tolerates what is already gone; AgentUnavailable leaves everything for a later try."""
+        instance_id = str(instance["_id"])
+        self.check_reachable(instance)
+        self._undefine(self.kaktus_of(instance), instance["name"])
+        for volume in self.db.volumes.find({"instance_id": instance_id}):
+            self.volumes.destroy(volume)
+        self.db.adapters.delete_many({"made_for": instance_id})
+        for agent in self.db.agents.find({"made_for": instance_id}, projection={"_id": 1}):
+            self._forget_agent(str(agent["_id"]))
+        if instance.get("dns_domain"):
+            self.dns.remove_host(instance["dns_domain"], instance["region_id"], instance["name"])
+        self.db.instances.delete_many({"_id": instance["_id"]})
 
     def check_reachable(self, instance: Document) -> None:
         """AgentUnavailable unless the agents that deleting *instance* needs are connected."""

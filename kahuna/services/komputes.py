@@ -69,7 +69,7 @@ class KomputeService:
         adapters += [NewAdapter(f"{name}-peering-adapter-{n}", subnet_id, True)
                      for n, subnet_id in enumerate(peering_subnet_ids)]
         return Plan(name, description, vcpus, memory, new_adapters=adapters, new_volumes=volumes, profile=profile,
-                    profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids)
+                    profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids, kompute=True)
 
     def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any], pool_id: str | None,
                template_id: str | None, public: bool) -> Document:
@@ -117,10 +117,23 @@ class KomputeService:
         self.destroy(kompute)
 
     def destroy(self, kompute: Document) -> None:
-        """The instance (domain, seed, agent, host name), then its disks and adapters, then the record."""
-        instance = self.db.instances.get(kompute["instance_id"])
-        self.instances.destroy(instance)
+        """The instance (domain, seed, agent, host name), then its disks and adapters, then the record.
+
+        A Kompute whose instance is already gone (a deletion cut short) loses what is left of it."""
+        instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \
+            if ObjectId.is_valid(kompute.get("instance_id", "")) else None
+        if instance is not None:
+            self.instances.destroy(instance)
+            self.db.adapters.delete_many({"_id": {"$in": [ObjectId(a) for a in instance["adapter_ids"]]}})
         for volume in self.db.volumes.find({"instance_id": kompute["instance_id"]}):
             self.volumes.destroy(volume)
-        self.db.adapters.delete_many({"_id": {"$in": [ObjectId(a) for a in instance["adapter_ids"]]}})
-        self.db.komputes.delete(kompute["_id"])
+        self.db.adapters.delete_many({"made_for": kompute["instance_id"]})
+        self.db.komputes.delete_many({"_id": kompute["_id"]})
+
+    def destroy_leftover(self, kompute: Document) -> None:
+        """Crash recovery: what is left of a Kompute whose creation or deletion was cut short."""
+        instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \
+            if ObjectId.is_valid(kompute.get("instance_id", "")) else None
+        if instance is not None:
+            self.instances.destroy_leftover(instance)
+        self.destroy(kompute)

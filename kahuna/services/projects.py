@@ -124,6 +124,19 @@ class ProjectService:
 
         self.serializer.run(f"project:{project_id}", release)
 
+    def reclaim_vrrp_ids(self, project_id: str) -> None:
+        """Keep reserved only the VRRP ids that the project's Kawaii and Konvey still use (crash recovery)."""
+        def reclaim() -> None:
+            used = {vip["vrrp_id"] for kawaii in self.db.kawaiis.find({"project_id": project_id})
+                    for vip in kawaii.get("virtual_ips", [])}
+            used |= {konvey["vrrp_id"] for konvey in self.db.konveys.find({"project_id": project_id})
+                     if konvey.get("vrrp_id")}
+            reserved = self.db.projects.get(project_id).get("reserved_vrrp_ids", [])
+            if set(reserved) - used:
+                self.db.projects.update(project_id, {"reserved_vrrp_ids": [n for n in reserved if n in used]})
+
+        self.serializer.run(f"project:{project_id}", reclaim)
+
     # -- writes --------------------------------------------------------------------
 
     def create(self, identity: Identity, fields: dict[str, typing.Any], subnet_size: int | None) -> Document:
