@@ -41,8 +41,8 @@ DEFAULT_TIMEOUT = 30.0
 
 #: The order in which nested owners are taken (by key prefix); an operation holding a key
 #: only ever waits for keys of a later rank, so no two operations wait on each other.
-KEY_ORDER = ("superadmins", "user", "token", "project", "nfs", "region-subnets", "zone", "subnet", "adapter",
-             "volume")
+KEY_ORDER = ("superadmins", "user", "token", "project", "region", "nfs", "region-subnets", "vnet", "zone", "pool",
+             "subnet", "adapter", "volume")
 
 
 def key_rank(key: str) -> tuple[int, str]:

@@ -93,8 +93,8 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey, serializer, pricing)
     access_control = AccessControl(db, g.apiKey, tokens, sessions, projects)
     agents = AgentService(db, tokens, gateway, g.agents.hmacWindowSeconds, g.agents.requireHmac)
-    kaktuses = KaktusService(db, gateway)
-    pools = PoolService(db, gateway)
+    kaktuses = KaktusService(db, gateway, serializer)
+    pools = PoolService(db, gateway, serializer)
 
     def kaktus_connected(agent_id: str) -> None:
         kaktuses.on_agent_connected(agent_id)
@@ -111,9 +111,10 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
-                    access=access_control, agents=agents, regions=RegionService(db), zones=ZoneService(db),
-                    kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns), pools=pools, nfs=NfsService(db),
-                    templates=TemplateService(db, pools), vnets=VNetService(db), subnets=subnets,
+                    access=access_control, agents=agents, regions=RegionService(db, serializer), zones=ZoneService(db, serializer),
+                    kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns, serializer), pools=pools,
+                    nfs=NfsService(db, serializer),
+                    templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,
                     adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,
                     kylos=KyloService(db, projects, pools), kawaiis=KawaiiService(*compute),
                     konveys=KonveyService(*compute), metadata=MetadataService(db, pricing))

@@ -43,6 +43,30 @@ def insert_owned(owners: Owners, db: Database, project_id: str, documents, field
     return owners.run(f"project:{project_id}", insert)
 
 
+def insert_child(owners: Owners, parent_key: str, parents, parent_id: str, documents, fields: Document,
+                 conflict: str) -> Document:
+    """Insert a child of *parent_id* in the parent's owner (``<parent_key>:<id>``), where the parent is deleted
+    only if childless: the child never outlives its parent."""
+    def insert() -> Document:
+        parents.get(parent_id)
+        return documents.insert(fields, conflict=conflict)
+
+    return owners.run(f"{parent_key}:{parent_id}", insert)
+
+
+def delete_if_childless(owners: Owners, db: Database, key: str, documents, doc_id: str, what: str,
+                        children: typing.Iterable[tuple[str, str, str]]) -> Document:
+    """Delete *doc_id* in its owner (``<key>:<id>``), where its children are inserted, unless it still has
+    some (409); return it as it was."""
+    def delete() -> Document:
+        parent = documents.get(doc_id)
+        refuse_if_children(db, parent, what, children)
+        documents.delete(doc_id)
+        return parent
+
+    return owners.run(f"{key}:{doc_id}", delete)
+
+
 def refuse_if_children(db: Database, parent: Document, what: str,
                        children: typing.Iterable[tuple[str, str, str]]) -> None:
     """409 when any (collection, parent field, label) still holds a child of *parent*."""

@@ -19,7 +19,7 @@ import typing
 from kahuna import network, rpc
 from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import Owners, insert_owned
+from kahuna.services._common import Owners, insert_child, insert_owned
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class DnsService:
         if parent_field == "project_id":
             record = insert_owned(self.owners, self.db, parent_id, self.db.records, fields, conflict)
         else:
-            record = self.db.records.insert({**fields, "project_id": ""}, conflict=conflict)
+            record = insert_child(self.owners, "region", self.db.regions, parent_id, self.db.records,
+                                  {**fields, "project_id": ""}, conflict=conflict)
         params = {"Domain": domain, "Entry": name, "Addresses": addresses}
         try:
             self._apply(self._targets(self._regions_of(record)), "CreateDnsRecord", params,

@@ -11,7 +11,8 @@ import typing
 
 from kahuna import network
 from kahuna.errors import Conflict, Unprocessable
-from kahuna.services._common import child_of, clear_default, refuse_if_children, set_default_if_none
+from kahuna.services._common import (Owners, child_of, clear_default, delete_if_childless, insert_child,
+                                     refuse_if_children, set_default_if_none)
 from kahuna.services.tokens import Serializer
 from kahuna.storage import Database, Document
 
@@ -21,8 +22,9 @@ SMALLEST_PROJECT_PREFIX = 16  # a /16 or larger is never given to one project
 
 
 class VNetService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, owners: Owners):
         self.db = db
+        self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
         if region_id is not None:
@@ -44,10 +46,10 @@ class VNetService:
                 "interface": fields["interface"]}
 
     def create(self, region_id: str, fields: dict[str, typing.Any]) -> Document:
-        self.db.regions.get(region_id)
-        return self.db.vnets.insert({"region_id": region_id, **self._fields(fields),
-                                     "private": fields.get("private", True), "defaults": {"subnet_id": ""}},
-                                    conflict=f"region already has a virtual network named {fields['name']}")
+        return insert_child(self.owners, "region", self.db.regions, region_id, self.db.vnets,
+                            {"region_id": region_id, **self._fields(fields), "private": fields.get("private", True),
+                             "defaults": {"subnet_id": ""}},
+                            conflict=f"region already has a virtual network named {fields['name']}")
 
     def update(self, vnet_id: str, fields: dict[str, typing.Any]) -> Document:
         vnet = self.get(vnet_id)
@@ -57,8 +59,8 @@ class VNetService:
                                     conflict=f"region already has a virtual network named {fields['name']}")
 
     def delete(self, vnet_id: str) -> None:
-        refuse_if_children(self.db, self.get(vnet_id), "virtual network", (("subnet", "vnet_id", "subnets"),))
-        self.db.vnets.delete(vnet_id)
+        delete_if_childless(self.owners, self.db, "vnet", self.db.vnets, vnet_id, "virtual network",
+                            (("subnet", "vnet_id", "subnets"),))
 
     def subnet_ids(self, vnet_id: str) -> list[str]:
         self.get(vnet_id)
@@ -113,7 +115,8 @@ class SubnetService:
     def create(self, vnet_id: str, fields: dict[str, typing.Any]) -> Document:
         vnet = self.db.vnets.get(vnet_id)
         net = network.parse_network(fields["cidr"])
-        subnet = self.db.subnets.insert(
+        subnet = insert_child(
+            self.serializer, "vnet", self.db.vnets, vnet_id, self.db.subnets,
             {"vnet_id": vnet_id, "region_id": vnet["region_id"], "cidr": str(net), "prefix_length": net.prefixlen,
              "private": vnet["private"], "project_id": "", **self._validated(vnet, fields, fields["cidr"])},
             conflict=f"virtual network already has a subnet named {fields['name']}")

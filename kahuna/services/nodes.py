@@ -8,7 +8,7 @@ import typing
 from kahuna import rpc
 from kahuna.errors import AgentError
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import agents_of_type, refuse_if_children
+from kahuna.services._common import Owners, agents_of_type, delete_if_childless, insert_child
 from kahuna.services.dns import DnsService
 from kahuna.storage import Database, Document
 
@@ -26,9 +26,11 @@ def _cost(value: dict[str, typing.Any] | None) -> dict[str, typing.Any]:
 
 
 class KaktusService:
-    def __init__(self, db: Database, gateway: AgentGateway):
+    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
         self.db = db
         self.gateway = gateway
+        # Kaktus nodes are added to and removed from a zone in its owner, where instances are placed.
+        self.owners = owners
 
     def list_ids(self, zone_id: str | None = None) -> list[str]:
         if zone_id is not None:
@@ -52,9 +54,10 @@ class KaktusService:
 
     def create(self, zone_id: str, fields: dict[str, typing.Any]) -> Document:
         zone = self.db.zones.get(zone_id)
-        kaktus = self.db.kaktuses.insert({"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
-                                          "capabilities": NO_CAPABILITIES},
-                                         conflict=f"zone already has a Kaktus named {fields['name']}")
+        kaktus = insert_child(self.owners, "zone", self.db.zones, zone_id, self.db.kaktuses,
+                              {"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
+                               "capabilities": NO_CAPABILITIES},
+                              conflict=f"zone already has a Kaktus named {fields['name']}")
         return self._scan_kaktus(kaktus)
 
     def update(self, kaktus_id: str, fields: dict[str, typing.Any]) -> Document:
@@ -63,8 +66,9 @@ class KaktusService:
         return self._scan_kaktus(updated)
 
     def delete(self, kaktus_id: str) -> None:
-        refuse_if_children(self.db, self.get(kaktus_id), "Kaktus", (("instance", "kaktus_id", "instances"),))
-        self.db.kaktuses.delete(kaktus_id)
+        zone_id = self.get(kaktus_id)["zone_id"]
+        self.owners.run(f"zone:{zone_id}", delete_if_childless, self.owners, self.db, "kaktus", self.db.kaktuses,
+                        kaktus_id, "Kaktus", (("instance", "kaktus_id", "instances"),))
 
     def capabilities(self, kaktus_id: str) -> dict[str, typing.Any]:
         return self.get(kaktus_id).get("capabilities") or NO_CAPABILITIES
@@ -96,10 +100,11 @@ class KaktusService:
 
 
 class KiwiService:
-    def __init__(self, db: Database, gateway: AgentGateway, dns: DnsService):
+    def __init__(self, db: Database, gateway: AgentGateway, dns: DnsService, owners: Owners):
         self.db = db
         self.gateway = gateway
         self.dns = dns
+        self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
         if region_id is not None:
@@ -111,10 +116,10 @@ class KiwiService:
         return self.db.kiwis.get(kiwi_id)
 
     def create(self, region_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
-        self.db.regions.get(region_id)
-        kiwi = self.db.kiwis.insert({"region_id": region_id, "name": name, "description": description,
-                                     "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
-                                    conflict=f"region already has a Kiwi named {name}")
+        kiwi = insert_child(self.owners, "region", self.db.regions, region_id, self.db.kiwis,
+                            {"region_id": region_id, "name": name, "description": description,
+                             "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
+                            conflict=f"region already has a Kiwi named {name}")
         self._synchronize(kiwi)
         return kiwi
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kahuna.services._common import child_of, refuse_if_children
+from kahuna.services._common import Owners, child_of, delete_if_childless, insert_child
 from kahuna.storage import Database, Document
 
 REGION_CHILDREN = (("zone", "region_id", "zones"), ("kiwi", "region_id", "Kiwis"),
@@ -11,8 +11,10 @@ REGION_CHILDREN = (("zone", "region_id", "zones"), ("kiwi", "region_id", "Kiwis"
 
 
 class RegionService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, owners: Owners):
         self.db = db
+        # A region's children are inserted, and the region deleted, in its owner (``region:<id>``).
+        self.owners = owners
 
     def list_ids(self) -> list[str]:
         return self.db.regions.ids()
@@ -28,8 +30,7 @@ class RegionService:
         return self.db.regions.update(region_id, {"name": name, "description": description, "domain": domain})
 
     def delete(self, region_id: str) -> None:
-        refuse_if_children(self.db, self.get(region_id), "region", REGION_CHILDREN)
-        self.db.regions.delete(region_id)
+        delete_if_childless(self.owners, self.db, "region", self.db.regions, region_id, "region", REGION_CHILDREN)
 
     def children(self, region_id: str, documents) -> list[str]:
         """IDs of the region's objects held in *documents* (zones, Kiwis, pools…), oldest first."""
@@ -47,8 +48,9 @@ class RegionService:
 
 
 class ZoneService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, owners: Owners):
         self.db = db
+        self.owners = owners
 
     def list_ids(self) -> list[str]:
         return self.db.zones.ids()
@@ -57,14 +59,14 @@ class ZoneService:
         return self.db.zones.get(zone_id)
 
     def create(self, region_id: str, name: str, description: str) -> Document:
-        self.db.regions.get(region_id)
-        return self.db.zones.insert({"region_id": region_id, "name": name, "description": description},
-                                    conflict=f"region already has a zone named {name}")
+        return insert_child(self.owners, "region", self.db.regions, region_id, self.db.zones,
+                            {"region_id": region_id, "name": name, "description": description},
+                            conflict=f"region already has a zone named {name}")
 
     def update(self, zone_id: str, name: str, description: str) -> Document:
         return self.db.zones.update(zone_id, {"name": name, "description": description},
                                     conflict=f"region already has a zone named {name}")
 
     def delete(self, zone_id: str) -> None:
-        refuse_if_children(self.db, self.get(zone_id), "zone", (("kaktus", "zone_id", "Kaktus nodes"),))
-        self.db.zones.delete(zone_id)
+        delete_if_childless(self.owners, self.db, "zone", self.db.zones, zone_id, "zone",
+                            (("kaktus", "zone_id", "Kaktus nodes"),))

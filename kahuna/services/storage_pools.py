@@ -9,7 +9,8 @@ import urllib.parse
 from kahuna import network, rpc
 from kahuna.errors import AgentError, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import agents_of_type, child_of, clear_default, refuse_if_children, set_default_if_none
+from kahuna.services._common import (Owners, agents_of_type, child_of, clear_default, delete_if_childless,
+                                     insert_child, set_default_if_none)
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,11 @@ NO_STATS = {"capacity": 0, "allocation": 0, "available": 0}
 
 
 class PoolService:
-    def __init__(self, db: Database, gateway: AgentGateway):
+    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
         self.db = db
         self.gateway = gateway
+        # Templates, volumes and NFS storages are added to a pool in its owner, where it is deleted.
+        self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
         if region_id is not None:
@@ -49,10 +52,10 @@ class PoolService:
         }
 
     def create(self, region_id: str, fields: dict[str, typing.Any]) -> Document:
-        self.db.regions.get(region_id)
-        pool = self.db.pools.insert({"region_id": region_id, **self._fields(fields), "stats": NO_STATS,
-                                     "defaults": {"template_id": ""}},
-                                    conflict=f"region already has a storage pool named {fields['name']}")
+        pool = insert_child(self.owners, "region", self.db.regions, region_id, self.db.pools,
+                            {"region_id": region_id, **self._fields(fields), "stats": NO_STATS,
+                             "defaults": {"template_id": ""}},
+                            conflict=f"region already has a storage pool named {fields['name']}")
         set_default_if_none(self.db.regions, region_id, "defaults.pool_id", str(pool["_id"]))
         self._scan(pool)
         return pool
@@ -62,11 +65,10 @@ class PoolService:
                                     conflict=f"region already has a storage pool named {fields['name']}")
 
     def delete(self, pool_id: str) -> None:
-        pool = self.get(pool_id)
-        refuse_if_children(self.db, pool, "storage pool", (("template", "storage_pool_id", "templates"),
-                                                           ("volume", "storage_pool_id", "volumes"),
-                                                           ("nfs", "storage_pool_id", "NFS storages")))
-        self.db.pools.delete(pool_id)
+        pool = delete_if_childless(self.owners, self.db, "pool", self.db.pools, pool_id, "storage pool",
+                                   (("template", "storage_pool_id", "templates"),
+                                    ("volume", "storage_pool_id", "volumes"),
+                                    ("nfs", "storage_pool_id", "NFS storages")))
         clear_default(self.db.regions, pool["region_id"], "defaults.pool_id", pool_id)
 
     def volume_ids(self, pool_id: str) -> list[str]:
@@ -105,8 +107,9 @@ class PoolService:
 
 
 class NfsService:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, owners: Owners):
         self.db = db
+        self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
         if region_id is not None:
@@ -130,9 +133,12 @@ class NfsService:
         pool_id = pool_id or region.get("defaults", {}).get("pool_id")
         if not pool_id:
             raise Unprocessable("the region has no storage pool: create one, or name one with ?poolId")
-        child_of(self.db.pools, pool_id, "region_id", region_id)
-        nfs = self.db.nfs.insert({"region_id": region_id, "storage_pool_id": pool_id, **self._fields(fields)},
-                                 conflict=f"region already has an NFS storage named {fields['name']}")
+        def insert() -> Document:
+            child_of(self.db.pools, pool_id, "region_id", region_id)
+            return self.db.nfs.insert({"region_id": region_id, "storage_pool_id": pool_id, **self._fields(fields)},
+                                      conflict=f"region already has an NFS storage named {fields['name']}")
+
+        nfs = self.owners.run_all((f"region:{region_id}", f"pool:{pool_id}"), insert)
         set_default_if_none(self.db.regions, region_id, "defaults.nfs_id", str(nfs["_id"]))
         return nfs
 
@@ -141,9 +147,8 @@ class NfsService:
                                   conflict=f"region already has an NFS storage named {fields['name']}")
 
     def delete(self, nfs_id: str) -> None:
-        nfs = self.get(nfs_id)
-        refuse_if_children(self.db, nfs, "NFS storage", (("kylo", "nfs_id", "Kylo shares"),))
-        self.db.nfs.delete(nfs_id)
+        nfs = delete_if_childless(self.owners, self.db, "nfs", self.db.nfs, nfs_id, "NFS storage",
+                                  (("kylo", "nfs_id", "Kylo shares"),))
         clear_default(self.db.regions, nfs["region_id"], "defaults.nfs_id", nfs_id)
 
     def kylo_ids(self, nfs_id: str) -> list[str]:
@@ -169,7 +174,8 @@ class TemplateService:
             raise Unprocessable(f"template source {source!r} must be an http(s) URL the Kaktus agents can fetch")
         # The record reserves the name first, so that a duplicate never reaches the agents;
         # it is removed again if the agent cannot make the image.
-        template = self.db.templates.insert(
+        template = insert_child(
+            self.pools.owners, "pool", self.db.pools, pool_id, self.db.templates,
             {"storage_pool_id": pool_id, "name": name, "description": description, "os": os, "source": source,
              "volume": name, "size": 0}, conflict=f"storage pool already has a template named {name}")
         try:

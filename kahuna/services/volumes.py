@@ -15,7 +15,7 @@ import logging
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
-from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of
+from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of, insert_child
 from kahuna.services._undo import Undo
 from kahuna.services.projects import BILLED_VOLUME_TYPES, ProjectService
 from kahuna.services.storage_pools import PoolService
@@ -67,11 +67,13 @@ class VolumeService:
 
     def claim(self, project_id: str, pool: Document, name: str, description: str, volume_type: str, size: int,
               template: Document | None = None, instance_id: str = "") -> Document:
-        """The volume's document, before the image exists (409 if the pool has that name)."""
-        return self.db.volumes.insert(
+        """The volume's document, before the image exists (409 if the pool has that name); in the pool's owner,
+        so that the pool cannot be deleted meanwhile."""
+        return insert_child(
+            self.pools.owners, "pool", self.db.pools, str(pool["_id"]), self.db.volumes,
             {"project_id": project_id, "region_id": pool["region_id"], "storage_pool_id": str(pool["_id"]),
              "template_id": str(template["_id"]) if template else "", "name": name, "description": description,
-             "type": volume_type, "size": size, "instance_id": instance_id, "state": "creating"},
+             "type": volume_type, "size": size, "instance_id": instance_id, "state": CREATING},
             conflict=f"storage pool {pool['name']} already has a volume named {name}")
 
     def realize(self, volume: Document, content: bytes = b"") -> Document:
