@@ -21,7 +21,7 @@ from bson import ObjectId
 from kahuna import ports, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import CREATING, insert_owned, owned_ids
+from kahuna.services._common import CREATING, DELETING, READY, insert_owned, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
 from kahuna.services.komputes import KomputeService
@@ -246,9 +246,15 @@ class KawaiiService(_Services):
         return kawaii
 
     def delete(self, kawaii_id: str) -> None:
-        kawaii = self.get(kawaii_id)
-        if self.db.ipsecs.exists({"kawaii_id": kawaii_id}):
-            raise Conflict("the Kawaii still has IPsec connections: delete them first")
+        def decide() -> Document:
+            kawaii = self.get(kawaii_id)
+            if kawaii.get("state", READY) == CREATING:
+                raise Conflict("the Kawaii is still being created")
+            if self.db.ipsecs.exists({"kawaii_id": kawaii_id}):
+                raise Conflict("the Kawaii still has IPsec connections: delete them first")
+            return self.db.kawaiis.update(kawaii_id, {"state": DELETING})
+
+        kawaii = self.projects.serializer.run(f"project:{self.get(kawaii_id)['project_id']}", decide)
         self._destroy_vms([z["kompute_id"] for z in kawaii.get("zones", [])])
         self.db.adapters.delete_many({"_id": {"$in": [ObjectId(z["vip_adapter_id"]) for z in kawaii.get("zones", [])]}})
         self.projects.release_vrrp_ids(kawaii["project_id"], [v["vrrp_id"] for v in kawaii.get("virtual_ips", [])])
@@ -281,18 +287,25 @@ class KawaiiService(_Services):
         return checked
 
     def create_ipsec(self, kawaii_id: str, fields: dict[str, typing.Any]) -> Document:
-        kawaii = self.get(kawaii_id)
-        if not kawaii.get("zones"):
-            raise Unprocessable("the Kawaii has no public address yet")
         checked = self._ipsec_fields(fields)
-        used = {i["xfrm_id"] for i in self.db.ipsecs.find({"kawaii_id": kawaii_id}, projection={"xfrm_id": 1})}
-        xfrm_id = next((n for n in range(1, 256) if n not in used), None)
-        if xfrm_id is None:
-            raise Unprocessable("the Kawaii has 255 IPsec connections already")
-        ipsec = self.db.ipsecs.insert(
-            {"kawaii_id": kawaii_id, "project_id": kawaii["project_id"], **checked,
-             "ip": sorted(z["public"] for z in kawaii["zones"])[0], "xfrm_id": xfrm_id},
-            conflict=f"the Kawaii already has an IPsec connection named {fields['name']} or to {checked['remote_ip']}")
+
+        def claim() -> tuple[Document, Document]:
+            # In the project's owner, where the Kawaii is deleted: a connection never outlives its Kawaii,
+            # and two connections never get one xfrm id.
+            kawaii = self.get(kawaii_id)
+            if kawaii.get("state", READY) != READY or not kawaii.get("zones"):
+                raise Unprocessable("the Kawaii is not ready (being created, deleted, or failed)")
+            used = {i["xfrm_id"] for i in self.db.ipsecs.find({"kawaii_id": kawaii_id}, projection={"xfrm_id": 1})}
+            xfrm_id = next((n for n in range(1, 256) if n not in used), None)
+            if xfrm_id is None:
+                raise Unprocessable("the Kawaii has 255 IPsec connections already")
+            return kawaii, self.db.ipsecs.insert(
+                {"kawaii_id": kawaii_id, "project_id": kawaii["project_id"], **checked,
+                 "ip": sorted(z["public"] for z in kawaii["zones"])[0], "xfrm_id": xfrm_id},
+                conflict=f"the Kawaii already has an IPsec connection named {fields['name']} or to "
+                         f"{checked['remote_ip']}")
+
+        kawaii, ipsec = self.projects.serializer.run(f"project:{self.get(kawaii_id)['project_id']}", claim)
         self._reload(z["kompute_id"] for z in kawaii["zones"])
         return ipsec
 
@@ -398,6 +411,10 @@ class KonveyService(_Services):
 
     def delete(self, konvey_id: str) -> None:
         konvey = self.get(konvey_id)
+        if konvey.get("state", READY) == CREATING:
+            raise Conflict("the Konvey is still being created")
+        # From here recovery finishes the deletion if the process dies half-way.
+        konvey = self.db.konveys.update(konvey_id, {"state": DELETING})
         self._destroy_vms(konvey["kompute_ids"])
         if konvey.get("vip_adapter_id"):
             self.db.adapters.delete_many({"_id": ObjectId(konvey["vip_adapter_id"])})
