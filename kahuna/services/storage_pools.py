@@ -9,7 +9,7 @@ import urllib.parse
 from kahuna import network, rpc
 from kahuna.errors import AgentError, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import (Owners, agents_of_type, child_of, clear_default, delete_if_childless,
+from kahuna.services._common import (DELETING, READY, Owners, agents_of_type, child_of, clear_default, delete_if_childless,
                                      insert_child, set_default_if_none)
 from kahuna.storage import Database, Document
 
@@ -194,9 +194,22 @@ class TemplateService:
 
     def delete(self, template_id: str) -> None:
         template = self.get(template_id)
-        if self.db.db["volume"].find_one({"template_id": template_id}, {"_id": 1}):
-            raise Conflict(f"template {template['name']} is still the source of volumes")
+
+        def decide() -> None:
+            # In the pool's owner, where volumes are cloned from it: none can start from it once decided.
+            current = self.get(template_id)
+            if current.get("state") == DELETING:
+                raise Conflict(f"template {current['name']} is being deleted")
+            if self.db.db["volume"].find_one({"template_id": template_id}, {"_id": 1}):
+                raise Conflict(f"template {current['name']} is still the source of volumes")
+            self.db.templates.update(template_id, {"state": DELETING})
+
+        self.pools.owners.run(f"pool:{template['storage_pool_id']}", decide)
         pool = self.pools.get(template["storage_pool_id"])
-        self.pools.call(pool, "DeleteVolume", {"Volume": template["volume"], "WithSnapshots": True})
+        try:
+            self.pools.call(pool, "DeleteVolume", {"Volume": template["volume"], "WithSnapshots": True})
+        except BaseException:
+            self.db.templates.update(template_id, {"state": READY})
+            raise
         self.db.templates.delete(template_id)
         clear_default(self.db.pools, str(pool["_id"]), "defaults.template_id", template_id)

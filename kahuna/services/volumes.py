@@ -15,7 +15,7 @@ import logging
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
-from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of, insert_child
+from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of
 from kahuna.services._undo import Undo
 from kahuna.services.projects import BILLED_VOLUME_TYPES, ProjectService
 from kahuna.services.storage_pools import PoolService
@@ -68,13 +68,18 @@ class VolumeService:
     def claim(self, project_id: str, pool: Document, name: str, description: str, volume_type: str, size: int,
               template: Document | None = None, instance_id: str = "") -> Document:
         """The volume's document, before the image exists (409 if the pool has that name); in the pool's owner,
-        so that the pool cannot be deleted meanwhile."""
-        return insert_child(
-            self.pools.owners, "pool", self.db.pools, str(pool["_id"]), self.db.volumes,
-            {"project_id": project_id, "region_id": pool["region_id"], "storage_pool_id": str(pool["_id"]),
-             "template_id": str(template["_id"]) if template else "", "name": name, "description": description,
-             "type": volume_type, "size": size, "instance_id": instance_id, "state": CREATING},
-            conflict=f"storage pool {pool['name']} already has a volume named {name}")
+        so that neither the pool nor the template can be deleted meanwhile."""
+        def insert() -> Document:
+            self.pools.get(str(pool["_id"]))
+            if template is not None and self.db.templates.get(template["_id"]).get("state", READY) != READY:
+                raise Conflict(f"template {template['name']} is being deleted")
+            return self.db.volumes.insert(
+                {"project_id": project_id, "region_id": pool["region_id"], "storage_pool_id": str(pool["_id"]),
+                 "template_id": str(template["_id"]) if template else "", "name": name, "description": description,
+                 "type": volume_type, "size": size, "instance_id": instance_id, "state": CREATING},
+                conflict=f"storage pool {pool['name']} already has a volume named {name}")
+
+        return self.pools.owners.run(f"pool:{pool['_id']}", insert)
 
     def realize(self, volume: Document, content: bytes = b"") -> Document:
         """Have an agent of the pool make the image of a claimed volume."""
