@@ -16,9 +16,12 @@ FerretDB v1's are not atomic.
   helper that serializes on ``project:P`` can be called from inside it. Nested keys
   are always taken in the order of :data:`KEY_ORDER` (:meth:`Serializer.run_all`
   sorts them), so two chains never wait on each other in a cycle.
-- Owners hold keys for fast work only (reads and writes of documents). Agent
-  calls, which can take minutes, run outside: claim under the owner, call the
-  agents, then commit or undo under the owner again.
+- Owners of shared objects (a project, a zone, a subnet...) hold their keys for
+  fast work only (reads and writes of documents). Agent calls, which can take
+  minutes, run outside: claim under the owner, call the agents, then commit or
+  undo under the owner again. An object's own owner (``instance:<id>``...) may
+  stay held while the agents delete it: nobody else needs it, and a second
+  deletion waits for the first and finds it gone.
 
 A registry actor maps each key to its owner actor and stops an owner once no
 operation is queued on it.
@@ -41,8 +44,11 @@ DEFAULT_TIMEOUT = 30.0
 
 #: The order in which nested owners are taken (by key prefix); an operation holding a key
 #: only ever waits for keys of a later rank, so no two operations wait on each other.
-KEY_ORDER = ("superadmins", "user", "token", "project", "region", "nfs", "region-subnets", "vnet", "zone", "pool",
-             "subnet", "adapter", "volume")
+KEY_ORDER = ("superadmins", "user", "token", "kawaii", "konvey", "kylo", "kompute", "instance", "volume", "project",
+             "region", "nfs", "region-subnets", "vnet", "zone", "pool", "subnet", "adapter")
+#: Owners of one object, held across its agents' work: their callers wait longer.
+OBJECT_KEYS = ("kawaii", "konvey", "kylo", "kompute", "instance", "volume")
+OBJECT_TIMEOUT = 900.0
 
 
 def key_rank(key: str) -> tuple[int, str]:
@@ -151,10 +157,11 @@ class Serializer:
             raise RuntimeError(f"owner {key} taken after {sorted(held)}: nested owners follow KEY_ORDER")
         owner: pykka.ActorRef = self._registry.ask(_Acquire(key), timeout=self._timeout)
         future = owner.ask(_Run(key, lambda: function(*args, **kwargs), held), block=False)
+        timeout = OBJECT_TIMEOUT if key.split(":", 1)[0] in OBJECT_KEYS else self._timeout
         try:
-            return future.get(timeout=self._timeout)
+            return future.get(timeout=timeout)
         except pykka.Timeout:
-            raise OperationTimeout(f"operation on {key} did not finish within {self._timeout:.0f}s; "
+            raise OperationTimeout(f"operation on {key} did not finish within {timeout:.0f}s; "
                                    f"it goes on and may still complete") from None
 
     def run_all(self, keys: typing.Iterable[str], function: typing.Callable[[], T]) -> T:

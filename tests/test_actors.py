@@ -91,11 +91,11 @@ def test_a_caller_that_stops_waiting_never_frees_an_owner_still_at_work():
 
     try:
         with pytest.raises(OperationTimeout):
-            impatient.run("volume:1", first)
-        # The first caller gave up; the owner of volume:1 is still busy with its operation. The second
+            impatient.run("subnet:1", first)
+        # The first caller gave up; the owner of subnet:1 is still busy with its operation. The second
         # caller gives up too (same short timeout), but its operation stays queued behind the first.
         with pytest.raises(OperationTimeout):
-            impatient.run("volume:1", second)
+            impatient.run("subnet:1", second)
         assert events == ["first starts"]
         first_may_end.set()
         for _ in range(1000):  # bounded: until the queued operation ran

@@ -122,6 +122,9 @@ class _Services:
         """Crash recovery: a Kawaii or Konvey whose creation or deletion was cut short. Its VMs are the
         Komputes made for it; its virtual addresses, the adapters made for it; its VRRP ids are given back
         by the caller, from what the project's live services still use."""
+        self.projects.serializer.run(f"{self.collection}:{service['_id']}", self._destroy_leftover, service)
+
+    def _destroy_leftover(self, service: Document) -> None:
         service_id = str(service["_id"])
         for kompute in self.db.komputes.find({"profile_id": service_id}):
             self.komputes.destroy_leftover(kompute)
@@ -246,6 +249,9 @@ class KawaiiService(_Services):
         return kawaii
 
     def delete(self, kawaii_id: str) -> None:
+        self.projects.serializer.run(f"kawaii:{kawaii_id}", self._delete, kawaii_id)
+
+    def _delete(self, kawaii_id: str) -> None:
         def decide() -> Document:
             kawaii = self.get(kawaii_id)
             if kawaii.get("state", READY) == CREATING:
@@ -410,6 +416,9 @@ class KonveyService(_Services):
         return konvey
 
     def delete(self, konvey_id: str) -> None:
+        self.projects.serializer.run(f"konvey:{konvey_id}", self._delete, konvey_id)
+
+    def _delete(self, konvey_id: str) -> None:
         konvey = self.get(konvey_id)
         if konvey.get("state", READY) == CREATING:
             raise Conflict("the Konvey is still being created")

@@ -26,6 +26,8 @@ import logging
 import typing
 from dataclasses import dataclass, field
 
+from bson import ObjectId
+
 from kahuna import cloudinit, credentials, domain, placement, rpc
 from kahuna.errors import (AgentCallFailed, AgentError, AgentUnavailable, Conflict, NotFound, QuotaExceeded,
                            Unprocessable)
@@ -476,12 +478,20 @@ class InstanceService:
         self.destroy(instance)
 
     def destroy(self, instance: Document) -> None:
-        """Undefine the domain, remove its seed, agent and host name, then the document.
+        """Undefine the domain, remove its seed, agent and host name, then the document; in the instance's
+        owner, so that a second deletion waits for this one (and finds nothing left).
 
         The Kaktus must be reachable (otherwise the domain would outlive its record):
         an offline agent fails the deletion with nothing changed. Adapters and volumes stay.
         """
-        instance_id = str(instance["_id"])
+        self.serializer.run(f"instance:{instance['_id']}", self._destroy, str(instance["_id"]))
+
+    def _destroy(self, instance_id: str) -> None:
+        instance = self.db.instances.find_one({"_id": ObjectId(instance_id)})
+        if instance is None:
+            return  # deleted meanwhile
+        if instance.get("state") == UPDATING:
+            raise Conflict(f"instance {instance['name']} is being changed")
         self.check_reachable(instance)
         # From here the instance is on its way out: nothing uses or changes it, and crash recovery finishes it.
         self.db.instances.update(instance_id, {"state": DELETING})
@@ -502,6 +512,9 @@ class InstanceService:
         self.db.instances.delete(instance_id)
 
     def destroy_leftover(self, instance: Document) -> None:
+        self.serializer.run(f"instance:{instance['_id']}", self._destroy_leftover, instance)
+
+    def _destroy_leftover(self, instance: Document) -> None:
         """Take back whatever a creation or deletion cut short by a crash left of *instance*, from what its
         documents say: the domain, the volumes and adapters made for it, its Kontroller agent, its host name.
         Every step tolerates what is already gone; AgentUnavailable leaves everything for a later try."""

@@ -117,9 +117,16 @@ class KomputeService:
         self.destroy(kompute)
 
     def destroy(self, kompute: Document) -> None:
-        """The instance (domain, seed, agent, host name), then its disks and adapters, then the record.
+        """The instance (domain, seed, agent, host name), then its disks and adapters, then the record; in the
+        Kompute's owner (a second deletion waits, then finds nothing).
 
         A Kompute whose instance is already gone (a deletion cut short) loses what is left of it."""
+        self.instances.serializer.run(f"kompute:{kompute['_id']}", self._destroy, kompute["_id"])
+
+    def _destroy(self, kompute_id: ObjectId) -> None:
+        kompute = self.db.komputes.find_one({"_id": kompute_id})
+        if kompute is None:
+            return  # deleted meanwhile
         instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \
             if ObjectId.is_valid(kompute.get("instance_id", "")) else None
         if instance is not None:
@@ -132,8 +139,11 @@ class KomputeService:
 
     def destroy_leftover(self, kompute: Document) -> None:
         """Crash recovery: what is left of a Kompute whose creation or deletion was cut short."""
-        instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \
-            if ObjectId.is_valid(kompute.get("instance_id", "")) else None
-        if instance is not None:
-            self.instances.destroy_leftover(instance)
-        self.destroy(kompute)
+        def destroy() -> None:
+            instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \
+                if ObjectId.is_valid(kompute.get("instance_id", "")) else None
+            if instance is not None:
+                self.instances.destroy_leftover(instance)
+            self._destroy(kompute["_id"])
+
+        self.instances.serializer.run(f"kompute:{kompute['_id']}", destroy)

@@ -100,6 +100,10 @@ class KyloService:
                                               "protocols": protocols})
 
     def delete(self, kylo_id: str) -> None:
+        """In the share's owner: a second deletion waits for this one, then finds nothing."""
+        self.projects.serializer.run(f"kylo:{kylo_id}", self._delete, kylo_id)
+
+    def _delete(self, kylo_id: str) -> None:
         kylo = self.get(kylo_id)
         nfs = self.db.nfs.get(kylo["nfs_id"])
         pool = self.pools.get(nfs["storage_pool_id"])

@@ -165,9 +165,12 @@ class VolumeService:
             self._grow(volume, size)
 
     def delete(self, volume_id: str) -> None:
+        """In the volume's owner: a second deletion waits for this one, then finds nothing."""
         project_id = self.get(volume_id)["project_id"]
+        self.projects.serializer.run(f"volume:{volume_id}", self._delete, volume_id, project_id)
 
-        def decide() -> Document:
+    def _delete(self, volume_id: str, project_id: str) -> None:
+        def decide() -> tuple[str, Document]:
             # In the project's owner, where instances claim their disks: it cannot become one meanwhile.
             volume = self.get(volume_id)
             user = self.db.instances.find_one({"volume_ids": volume_id})
@@ -179,7 +182,11 @@ class VolumeService:
                 raise Conflict(f"volume {volume['name']} is still being created")
             if volume.get("state", READY) == UPDATING:
                 raise Conflict(f"volume {volume['name']} is being changed")
-            return self.db.volumes.update(volume_id, {"state": DELETING})
+            return volume.get("state", READY), self.db.volumes.update(volume_id, {"state": DELETING})
 
-        volume = self.projects.serializer.run(f"project:{project_id}", decide)
-        self.destroy(volume)
+        state_before, volume = self.projects.serializer.run(f"project:{project_id}", decide)
+        try:
+            self.destroy(volume)
+        except BaseException:
+            self.db.volumes.update(volume_id, {"state": state_before})  # nothing was deleted: try again later
+            raise
