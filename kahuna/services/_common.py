@@ -11,8 +11,10 @@ from kahuna.storage import Database, Document
 
 #: The life of an object made in several steps: ``creating`` (claimed, agents at work), then
 #: ``ready``; ``updating`` while agents apply a change claimed for it; ``deleting`` once its deletion
-#: started. Only ``ready`` objects are used by others or changed.
-CREATING, READY, UPDATING, DELETING = "creating", "ready", "updating", "deleting"
+#: started; ``failed`` when no operation is at work on it any more but it is not whole (a crash, or a
+#: deletion that could not finish): the clean-up of failed objects takes it back. Only ``ready`` objects
+#: are used by others or changed.
+CREATING, READY, UPDATING, DELETING, FAILED = "creating", "ready", "updating", "deleting", "failed"
 
 
 class Owners(typing.Protocol):

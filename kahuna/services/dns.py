@@ -76,14 +76,17 @@ class DnsService:
             domain = {"Domain": project["domain"]}
             self._apply(self._targets(project.get("region_ids", [])), "CreateDnsZone", domain, ("DeleteDnsZone", domain))
 
+    def check_reachable(self, project: Document) -> None:
+        """AgentUnavailable unless every Kiwi of the project's regions has a connected agent."""
+        if project.get("domain"):
+            self._targets(project.get("region_ids", []))
+
     def delete_zone(self, project: Document) -> None:
+        """The project's zone off every Kiwi of its regions; AgentUnavailable (nothing done) while one is away,
+        since a Kiwi that reconnects is not told which zones to forget."""
         if not project.get("domain"):
             return
-        try:
-            targets = self._targets(project.get("region_ids", []))
-        except AgentUnavailable as exc:
-            log.warning("DNS zone %s not deleted everywhere: %s", project["domain"], exc.reason)
-            targets = []
+        targets = self._targets(project.get("region_ids", []))
         for agent_id, result in self.gateway.broadcast(targets, _kiwi("DeleteDnsZone"),
                                                        {"Domain": project["domain"]}).items():
             if isinstance(result, Exception):

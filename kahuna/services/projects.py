@@ -6,9 +6,9 @@ import typing
 
 from kahuna.access import Identity
 from kahuna.costs import Pricing
-from kahuna.errors import Conflict, Forbidden, QuotaExceeded, Unprocessable
+from kahuna.errors import Conflict, Forbidden, NotFound, QuotaExceeded, Unprocessable
 from kahuna.network import DOMAIN, expand_ranges
-from kahuna.services._common import CREATING, DELETING, READY, live_project
+from kahuna.services._common import CREATING, DELETING, FAILED, READY, live_project
 from kahuna.services.dns import DnsService
 from kahuna.services.networks import SubnetService
 from kahuna.services.teams import TeamService
@@ -235,13 +235,22 @@ class ProjectService:
         """Decided in the project's owner, where every object of the project is inserted: once the
         project is ``deleting`` nothing new can be made in it, and nothing was there when it was checked."""
         def decide() -> Document:
-            live_project(self.db, project_id)
+            project = self.db.projects.get(project_id)
+            if project.get("state", READY) not in (READY, FAILED):
+                raise NotFound(f"project {project_id} does not exist")
             owned = [c for c in OWNED_COLLECTIONS if self.db.db[c].find_one({"project_id": project_id}, {"_id": 1})]
             if owned:
                 raise Conflict(f"project still owns {', '.join(owned)} object(s): delete them first")
+            self.dns.check_reachable(project)  # fail now, with nothing changed, rather than half-way
             return self.db.projects.update(project_id, {"state": DELETING})
 
-        self.finish_deletion(self.serializer.run(f"project:{project_id}", decide))
+        project = self.serializer.run(f"project:{project_id}", decide)
+        try:
+            self.finish_deletion(project)
+        except BaseException:
+            # Past the point of no return: the clean-up of failed objects finishes it.
+            self.db.projects.update(project_id, {"state": FAILED})
+            raise
 
     def finish_deletion(self, project: Document) -> None:
         """The DNS zone off the Kiwis, the networks back to their regions, then the document (also run by

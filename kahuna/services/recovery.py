@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from bson import ObjectId
 
 from kahuna.errors import AgentError, KahunaError
-from kahuna.services._common import CREATING, DELETING, UPDATING
+from kahuna.services._common import CREATING, DELETING, FAILED, UPDATING
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
 
-FAILED = "failed"
 #: The collections whose objects are made in several steps, in the order their leftovers are cleaned up
 #: (an owner before what it owns: a Kawaii before its Komputes, a Kompute before its instance).
 MULTI_STEP = ("kawaii", "konvey", "kylo", "kompute", "instance", "volume", "project")
