@@ -133,6 +133,8 @@ class AgentsConfig:
 class HaConfig:
     # Active-passive pair on one database: only the node holding the lease serves writes and agents.
     enabled: bool = False
+    # Lifetime of the lease (kahuna/ha.py): the active renews every third of it and stays active 3/4 of it
+    # after each renewal; a dead active is replaced 1 to 4/3 of it after its last renewal.
     leaseSeconds: float = 10.0
     # Name of this node in the lease (default: the host name).
     nodeName: str = ""
@@ -280,6 +282,8 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"global.db.uri must be a mongodb:// URI, not {g.db.uri!r}")
     if not g.db.name:
         raise ConfigError("global.db.name must not be empty")
+    if g.ha.leaseSeconds <= 0:
+        raise ConfigError("global.ha.leaseSeconds must be more than 0")
 
 
 def _to_raw(value: typing.Any) -> typing.Any:

@@ -31,9 +31,10 @@ def wait_until(condition: typing.Callable[[], bool], timeout: float, what: str, 
 class KahunaNode:
     """``kahuna serve`` with a generated configuration (*settings* are merged into ``global``)."""
 
-    def __init__(self, workdir: Path, name: str, settings: dict[str, typing.Any]):
+    def __init__(self, workdir: Path, name: str, settings: dict[str, typing.Any], port: int | None = None):
+        """*port*: listen there (a node restarted where its agents and clients expect it); a free one if None."""
         self.name = name
-        self.port = free_loopback_port()
+        self.port = port or free_loopback_port()
         self.config = workdir / f"{name}.yml"
         merged = {"http": {"address": "127.0.0.1", "port": self.port}, **settings}
         merged["http"] = {**settings.get("http", {}), "address": "127.0.0.1", "port": self.port}
@@ -43,7 +44,11 @@ class KahunaNode:
                                         stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = urllib3.PoolManager(retries=False, timeout=5)
-        wait_until(self.answers, 60, f"{name} up", interval=0.1)
+        wait_until(lambda: self.answers() or self.process.poll() is not None, 60, f"{name} up", interval=0.1)
+        if self.process.poll() is not None:
+            self.log.close()
+            tail = (workdir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{name} exited with {self.process.returncode} while starting:\n{tail}")
 
     def health(self) -> dict[str, typing.Any] | None:
         try:
@@ -72,6 +77,37 @@ class KahunaNode:
             self.process.send_signal(signal.SIGCONT)  # a frozen node must be able to exit
         stop_process(self.process, timeout=20)
         self.log.close()
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no rollback, nothing flushed; returns once the process is gone."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+class CpuHogs:
+    """*count* busy-loop processes, a loaded machine for tests: ``with CpuHogs(2): ...``.
+
+    Each hog also exits by itself after *lifetime* seconds, should its owner never stop it.
+    """
+
+    def __init__(self, count: int = 2, lifetime: float = 600.0):
+        loop = f"import time\nend = time.monotonic() + {lifetime!r}\nwhile time.monotonic() < end:\n    pass\n"
+        self.processes = [subprocess.Popen([sys.executable, "-c", loop], stdin=subprocess.DEVNULL)
+                          for _ in range(count)]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+    def __enter__(self) -> CpuHogs:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 class Caddy:

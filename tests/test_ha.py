@@ -1,6 +1,9 @@
 """The active-passive pair on one database, in one process: the lease, the passive node's refusals,
 takeover when the active one dies, and a stale active that cannot write. (tests/test_production.py
-does it with real processes behind Caddy.)"""
+does it with real processes behind Caddy; tests/test_lease.py races the lease itself.)
+
+Every test runs beside two CPU-hog processes: on a loaded machine the outcomes (roles, takeover) must
+be the same. Waits are bounded and generous; nothing asserts how long something took."""
 
 from __future__ import annotations
 
@@ -8,20 +11,36 @@ import kowabunga as k
 import pytest
 
 from kahuna.ha import LeaseStore
+from kahuna.harness import CpuHogs
 from tests.deployment import Deployment, expect_error
 
-LEASE_SECONDS = 1.5
+# Long enough for a loaded machine: the active renews every 2 s and stays active 4.5 s after each
+# renewal, so a process starved for 2.5 s keeps its role (kahuna/ha.py explains the timing).
+LEASE_SECONDS = 6.0
 HA = {"global.ha.enabled": True, "global.ha.leaseSeconds": LEASE_SECONDS}
 
 
 @pytest.fixture
-def pair(ferretdb, mail_server):
+def cpu_hogs():
+    """Two busy-loop processes beside the test (2 cores: the machine is saturated)."""
+    with CpuHogs(2, lifetime=300) as hogs:
+        yield hogs
+
+
+@pytest.fixture
+def pair(cpu_hogs, ferretdb, mail_server):
+    """(active, passive): the first node started takes the lease; the roles are checked, not assumed."""
     first = Deployment.start(ferretdb.uri, "kahuna_ha", mail_server, **HA, **{"global.ha.nodeName": "first"})
     second = Deployment.start(ferretdb.uri, "kahuna_ha", mail_server, keep_database=True, **HA,
                               **{"global.ha.nodeName": "second"})
-    yield first, second
-    second.stop()
-    first.stop()
+    try:
+        first.wait_until(lambda: sorted(role(each)[1] for each in (first, second)) == ["active", "passive"],
+                         timeout=3 * LEASE_SECONDS, what="one active node and one passive")
+        active, passive = (first, second) if role(first)[1] == "active" else (second, first)
+        yield active, passive
+    finally:
+        second.stop()
+        first.stop()
 
 
 def role(deployment):
