@@ -6,6 +6,7 @@ the contract's schemas, ask a service, and shape the reply; they hold no logic.
 
 from __future__ import annotations
 
+import inspect
 import time
 import typing
 from dataclasses import dataclass
@@ -48,6 +49,31 @@ class NodeState:
     metrics: Metrics
 
 
+class _Flask(Flask):
+    """Flask, remembering which functions are coroutines.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every view, wrapper and handler it calls, at every
+    request (nine times for a read); the answer never changes for a function.
+    """
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any):
+        super().__init__(*args, **kwargs)
+        self._synchronous: dict[typing.Any, bool] = {}
+
+    def ensure_sync(self, func: typing.Callable) -> typing.Callable:
+        key = getattr(func, "__func__", func)  # a bound method is new at each request; its function is not
+        try:
+            synchronous = self._synchronous[key]
+        except (KeyError, TypeError):
+            synchronous = not inspect.iscoroutinefunction(func)
+            if len(self._synchronous) < 4096:
+                try:
+                    self._synchronous[key] = synchronous
+                except TypeError:  # unhashable
+                    pass
+        return func if synchronous else self.async_to_sync(func)
+
+
 class _Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException):  # noqa: D102 - the contract's error shape
         return errors.handle_http_exception(error)
@@ -61,7 +87,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def create_api_app(services: Services) -> Flask:
-    app = Flask("kahuna.api")
+    app = _Flask("kahuna.api")
     app.extensions["kahuna"] = services
     app.config.update(
         API_TITLE="Kowabunga API",
@@ -128,7 +154,7 @@ class _Measured:
 
 def create_app(services: Services, agent_socket: AgentSocket, node: NodeState):
     """The whole WSGI application: pages at the root, the REST API under /api/v1, agents on /ws."""
-    site = Flask("kahuna")
+    site = _Flask("kahuna")
     site.extensions["kahuna"] = services
     site.extensions["kahuna.node"] = node
     site.register_blueprint(pages.blp)

@@ -72,23 +72,29 @@ class Blueprint(flask_smorest.Blueprint):
             def guarded(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
                 if not isinstance(rule, access.Public):
                     gate = services().access
-                    caller = gate.identify(request.headers.get("X-API-Key"), request.headers.get("Authorization"))
+                    environ = request.environ  # the headers X-API-Key and Authorization, as request.headers has them
+                    caller = gate.identify(environ.get("HTTP_X_API_KEY"), environ.get("HTTP_AUTHORIZATION"))
                     gate.authorize(caller, rule, request.view_args or {})
                     g.identity = caller
                 return view(*args, **kwargs)
 
             guarded.operation_id = operation_id  # type: ignore[attr-defined]
             method = view.__name__.upper()
+            documented = guarded
             for status in DOCUMENTED_ERRORS.get(method, ()):
-                guarded = self.alt_response(status, schema=ApiErrorSchema, description=_ERROR_DESCRIPTIONS[status])(
-                    guarded)
+                documented = self.alt_response(status, schema=ApiErrorSchema,
+                                               description=_ERROR_DESCRIPTIONS[status])(documented)
             if operation_id in THROTTLED_OPERATIONS:
-                guarded = self.alt_response(429, schema=ApiErrorSchema,
-                                            description="TooManyRequests error: too many attempts, see Retry-After.")(
-                    guarded)
+                documented = self.alt_response(
+                    429, schema=ApiErrorSchema,
+                    description="TooManyRequests error: too many attempts, see Retry-After.")(documented)
             doc: dict[str, typing.Any] = {"operationId": operation_id}
             if isinstance(rule, access.Public):
                 doc["security"] = []
-            return self.doc(**doc)(guarded)
+            documented = self.doc(**doc)(documented)
+            # alt_response and doc only document: at run time their wrappers would merely call the next one
+            # (six calls a request). The route serves the guarded view itself, with the documentation they built.
+            guarded.__dict__.update({k: v for k, v in documented.__dict__.items() if k != "__wrapped__"})
+            return guarded
 
         return decorator

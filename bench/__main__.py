@@ -7,6 +7,7 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import typing  # noqa: E402
 
 from bench import agents, production  # noqa: E402
 
@@ -15,7 +16,33 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in rows)
     print(f"\n{title}\n{'-' * len(title)}")
     for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+        print(f"{name:<{width}}  {value}", flush=True)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on the machine weighs on every figure."""
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def measured(title: str, run: typing.Callable[[], list[tuple[str, str]]]) -> None:
+    before = load_average()
+    rows = run()
+    print_table(title, [*rows, ("load average (1/5/15 min) before", before),
+                        ("load average (1/5/15 min) after", load_average())])
 
 
 def main() -> None:
@@ -25,14 +52,16 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=1000, help="simulated agents to connect")
     parser.add_argument("--failover-agents", type=int, default=1000, help="agents connected during the failover")
     args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(f"machine: {os.cpu_count()} cores, {cpu_model()} ({platform.machine()}), "
+          f"{platform.python_implementation()} {platform.python_version()}, load average {load_average()}",
+          flush=True)
     if "rest" in args.which:
-        print_table("REST API (one Kahuna process, load from another, loopback)", production.rest())
+        measured("REST API (one Kahuna process, the load generator in another, loopback)", production.rest)
     if "agents" in args.which:
-        print_table(f"Agents at scale ({args.agents} simulated Kaktus agents, loopback)", agents.run(args.agents))
+        measured(f"Agents at scale ({args.agents} simulated Kaktus agents, loopback)",
+                 lambda: agents.run(args.agents))
     if "failover" in args.which:
-        print_table("Failover of the HA pair behind Caddy", production.failover(args.failover_agents))
+        measured("Failover of the HA pair behind Caddy", lambda: production.failover(args.failover_agents))
 
 
 if __name__ == "__main__":

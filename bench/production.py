@@ -1,16 +1,18 @@
 """REST throughput and latency, and failover time with agents connected: Kahuna as real `kahuna serve`
 processes on one FerretDB, the load and the agents from other processes, all on loopback.
 
-- ``rest``: authenticated reads (API key; JWT bearer) and writes, by a load generator in this process
-  talking straight to one Kahuna (no TLS), *concurrency* connections for *seconds* each.
+- ``rest``: authenticated reads (API key; JWT bearer) and writes, by a load generator in its own
+  process (``bench.load``) talking straight to one Kahuna (no TLS), *concurrency* keep-alive
+  connections for *seconds* each; with the CPU time Kahuna and FerretDB spent per request.
 - ``failover``: an HA pair behind Caddy, N agents connected over wss through it; the active node is
   killed with SIGKILL and the table says when the other took the lease and when all agents were back.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,8 +20,6 @@ import time
 import typing
 from pathlib import Path
 
-import gevent
-import gevent.pool
 import urllib3
 
 from kahuna.harness import Caddy, KahunaNode, wait_until
@@ -29,40 +29,39 @@ MASTER_KEY = "bench-master-key-" + "x" * 40
 ADMIN = "admin@example.com"
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def _settings(db_uri: str, **extra: typing.Any) -> dict[str, typing.Any]:
     return {"apiKey": MASTER_KEY, "adminEmail": ADMIN, "logLevel": "WARNING",
             "db": {"uri": db_uri, "name": "bench"}, "accounts": {"bcryptCost": 10}, **extra}
 
 
-def _load(url: str, concurrency: int, seconds: float,
-          request: typing.Callable[[urllib3.PoolManager, int], int]) -> tuple[int, int, list[float]]:
-    """Requests answered, failures, latencies (ms), from *concurrency* keep-alive connections."""
-    http = urllib3.PoolManager(maxsize=concurrency, retries=False, timeout=30)
-    latencies: list[float] = []
-    failures = 0
-    deadline = time.monotonic() + seconds
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process used so far, from /proc; None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
-    def worker(n: int) -> None:
-        nonlocal failures
-        sequence = 0
-        while time.monotonic() < deadline:
-            sequence += 1
-            started = time.perf_counter()
-            status = request(http, n * 1_000_000 + sequence)
-            if status >= 400:
-                failures += 1
-            latencies.append((time.perf_counter() - started) * 1000)
 
-    gevent.joinall([gevent.spawn(worker, n) for n in range(concurrency)], raise_error=True)
-    return len(latencies), failures, latencies
+def _load(url: str, method: str, path: str, headers: dict[str, str], body: str | None, concurrency: int,
+          seconds: float) -> dict[str, typing.Any]:
+    """Run the load generator (bench.load) in its own process; its JSON summary."""
+    command = [sys.executable, "-m", "bench.load", "--url", url, "--method", method, "--path", path,
+               "--connections", str(concurrency), "--seconds", str(seconds)]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if body is not None:
+        command += ["--body", body]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120, check=False,
+                          cwd=Path(__file__).resolve().parents[1])
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout)
 
 
 def rest(concurrency: int = 32, seconds: float = 10.0) -> list[tuple[str, str]]:
+    """Each scenario: req/s and latency percentiles as the clients saw them, and the CPU time Kahuna and
+    FerretDB spent per request (which depends less than req/s on what else the machine runs)."""
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -70,7 +69,7 @@ def rest(concurrency: int = 32, seconds: float = 10.0) -> list[tuple[str, str]]:
         node = KahunaNode(workdir, "rest", _settings(database.uri))
         try:
             http = urllib3.PoolManager()
-            key = {"X-API-Key": MASTER_KEY, "Content-Type": "application/json"}
+            key = {"X-API-Key": MASTER_KEY}
             region = http.request("POST", f"{node.url}/api/v1/region", headers=key,
                                   json={"name": "eu-west", "domain": "west.example"}).json()["id"]
             # The bootstrap superAdmin that `kahuna serve` printed on its first start.
@@ -78,21 +77,26 @@ def rest(concurrency: int = 32, seconds: float = 10.0) -> list[tuple[str, str]]:
             password = printed.split(" and password ", 1)[1].split()[0] if " and password " in printed else ""
             login = http.request("POST", f"{node.url}/api/v1/login", json={"email": ADMIN, "password": password})
             bearer = {"Authorization": f"Bearer {login.json().get('jwt', '')}"} if login.status in (200, 201) else None
-            scenarios: list[tuple[str, typing.Callable[[urllib3.PoolManager, int], int]]] = [
-                ("read, API key (GET /region/{id})",
-                 lambda h, n: h.request("GET", f"{node.url}/api/v1/region/{region}", headers=key).status),
-                ("write, API key (POST /region/{id}/zone)",
-                 lambda h, n: h.request("POST", f"{node.url}/api/v1/region/{region}/zone", headers=key,
-                                        json={"name": f"z{n}"}).status),
+            read = ("GET", f"/api/v1/region/{region}", None)
+            scenarios: list[tuple[str, dict[str, str], tuple[str, str, str | None]]] = [
+                ("read, API key (GET /region/{id})", key, read),
+                ("write, API key (POST /region/{id}/zone)", key,
+                 ("POST", f"/api/v1/region/{region}/zone", '{"name": "z{n}"}')),
             ]
             if bearer:
-                scenarios.insert(1, ("read, JWT bearer (GET /region/{id})",
-                                     lambda h, n: h.request("GET", f"{node.url}/api/v1/region/{region}",
-                                                            headers=bearer).status))
-            for title, request in scenarios:
-                count, failures, latencies = _load(node.url, concurrency, seconds, request)
-                rows.append((title, f"{count / seconds:,.0f} req/s, p50 {statistics.median(latencies):.1f} ms, "
-                                    f"p99 {_percentile(latencies, 0.99):.1f} ms ({failures} failed)"))
+                scenarios.insert(1, ("read, JWT bearer (GET /region/{id})", bearer, read))
+            for title, headers, (method, path, body) in scenarios:
+                kahuna_before, db_before = cpu_seconds(node.process.pid), cpu_seconds(database.process.pid)
+                result = _load(node.url, method, path, headers, body, concurrency, seconds)
+                kahuna_after, db_after = cpu_seconds(node.process.pid), cpu_seconds(database.process.pid)
+                count = max(result["requests"], 1)
+                cpu = ""
+                if None not in (kahuna_before, kahuna_after, db_before, db_after):
+                    cpu = (f"; CPU per request: Kahuna {(kahuna_after - kahuna_before) / count * 1e6:,.0f} us, "
+                           f"FerretDB {(db_after - db_before) / count * 1e6:,.0f} us")
+                rows.append((title, f"{result['requests'] / result['seconds']:,.0f} req/s, "
+                                    f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms "
+                                    f"({result['failures']} failed){cpu}"))
             if not bearer:
                 rows.append(("read, JWT bearer", f"not measured: login answered {login.status}"))
         finally:

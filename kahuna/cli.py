@@ -7,6 +7,7 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -85,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             return _print_bootstrap_admin(kahuna, args.email)
         _print_bootstrap_admin(kahuna, None, quiet=True)
         kahuna.listen(port=args.port)
+        # What start-up built (modules, the app, the schemas) lives as long as the process: keep it out of
+        # the garbage collector's full passes, which would otherwise walk it all and stall every request.
+        gc.collect()
+        gc.freeze()
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, kahuna.server.stop, config.global_.http.shutdownGraceSeconds)
         kahuna.serve_forever()

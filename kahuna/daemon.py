@@ -11,6 +11,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 
+import gevent
 import pykka
 
 from kahuna.config import Config
@@ -19,6 +20,7 @@ from kahuna.mail import Mailer, SmtpMailer
 from kahuna.metrics import Metrics
 from kahuna.server import NoDelayWSGIServer
 from kahuna.services import Services, build_services
+from kahuna.services.recovery import Recovery
 from kahuna.storage import Database
 from kahuna.storage.embedded import EmbeddedFerretDB
 
@@ -35,6 +37,23 @@ def configure_logging(level: str) -> None:
         stream=sys.stdout,
         force=True,
     )
+    # pykka logs, with a traceback at INFO, every exception an actor hands back to its caller: here those are
+    # the callers' answers (a 409, an agent away), reported where they are handled.
+    logging.getLogger("pykka").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+#: Seconds between two attempts at destroying what crashed operations left (once their agents are back).
+RECOVERY_INTERVAL = 10.0
+
+
+def _clean_up_leftovers(recovery: Recovery, is_active: typing.Callable[[], bool], interval: float) -> None:
+    while True:
+        try:
+            if is_active() and recovery.pending():
+                recovery.clean_up()
+        except Exception:  # noqa: BLE001 - e.g. the database is away: try again next time
+            log.exception("crash recovery: clean-up failed, will retry")
+        gevent.sleep(interval)
 
 
 @dataclass
@@ -52,6 +71,7 @@ class Kahuna:
     lease: typing.Any = None
     embedded: EmbeddedFerretDB | None = None
     server: NoDelayWSGIServer | None = None
+    _cleaner: typing.Any = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @classmethod
@@ -83,17 +103,33 @@ class Kahuna:
         services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane, Throttle())
         plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
                                                                           agent.methods))
+        recovery = Recovery(db, services)
         lease = None
         is_active: typing.Callable[[], bool] = lambda: True  # noqa: E731
         if g.ha.enabled:
-            lease = LeaseKeeper(LeaseStore(db, g.ha.leaseSeconds), node_identity(g.ha.nodeName), g.ha.leaseSeconds,
-                                on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"))
+            lease_store = LeaseStore(db, g.ha.leaseSeconds)
+
+            def become_writer(lease_token: int) -> None:
+                # Before the node serves as active: forget what it cached while passive, and finish or undo
+                # what the previous writer left half-way.
+                db.cache.clear()
+                recovery.take_over(lease_token)
+
+            lease = LeaseKeeper(lease_store, node_identity(g.ha.nodeName), g.ha.leaseSeconds,
+                                on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"),
+                                on_gained=become_writer)
             is_active = lease.is_active
+        else:
+            recovery.take_over()
+        # Reads by _id come from memory while this node is active; a passive node reads the database.
+        db.cache.attach(is_active)
         metrics.watch(db, lambda: [agent.type for agent in plane.connected()], is_active)
         agent_socket = AgentSocket(services.agents, plane, accepting=is_active)
         application = create_app(services, agent_socket, NodeState(is_active, metrics))
-        return cls(config=config, db=db, services=services, application=application, plane=plane,
-                   agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease)
+        kahuna = cls(config=config, db=db, services=services, application=application, plane=plane,
+                     agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease)
+        kahuna._cleaner = gevent.spawn(_clean_up_leftovers, recovery, is_active, RECOVERY_INTERVAL)
+        return kahuna
 
     def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:
         """Create the first superAdmin when there is no user; return (e-mail, password) to show once."""
@@ -124,6 +160,8 @@ class Kahuna:
         if self._stopped:
             return
         self._stopped = True
+        if self._cleaner is not None:
+            self._cleaner.kill(block=False)
         if self.lease is not None:
             self.lease.stop(release=True)
         if self.server is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import typing
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from kahuna.storage import Database, schema
 
@@ -30,14 +30,20 @@ class Metrics:
         self.rpc_seconds = Histogram("kahuna_agent_rpc_duration_seconds", "Round trip of RPC calls to agents.",
                                      ["method"], registry=self.registry,
                                      buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120))
+        self._http_children: dict[tuple[str, int], tuple[typing.Any, typing.Any]] = {}
 
     def observe_rpc(self, method: str, outcome: str, seconds: float) -> None:
         self.rpc_calls.labels(method, outcome).inc()
         self.rpc_seconds.labels(method).observe(seconds)
 
     def observe_http(self, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(method, str(status)).inc()
-        self.http_seconds.labels(method).observe(seconds)
+        # The labelled children, found once per (method, status): labels() validates and locks at every call.
+        children = self._http_children.get((method, status))
+        if children is None:
+            children = self._http_children[(method, status)] = (self.http_requests.labels(method, str(status)),
+                                                                self.http_seconds.labels(method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch(self, db: Database, connected_types: typing.Callable[[], list[str]],
               is_active: typing.Callable[[], bool]) -> None:
@@ -69,6 +75,13 @@ class _StateCollector:
         active = GaugeMetricFamily("kahuna_ha_active", "1 when this node is the active one of its pair.")
         active.add_metric([], 1 if self.is_active() else 0)
         yield active
+        stats = self.db.cache.stats()
+        hits = CounterMetricFamily("kahuna_cache_hits", "Reads by id served from the document cache.")
+        hits.add_metric([], stats.hits)
+        misses = CounterMetricFamily("kahuna_cache_misses", "Reads by id the document cache sent to the database.")
+        misses.add_metric([], stats.misses)
+        yield from (hits, misses, GaugeMetricFamily("kahuna_cache_documents", "Documents in the cache.",
+                                                    value=stats.entries))
         objects = GaugeMetricFamily("kahuna_objects", "Objects stored, by kind.", labels=["kind"])
         try:
             for kind in schema.KINDS:

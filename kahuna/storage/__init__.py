@@ -6,13 +6,23 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from kahuna.storage import schema
+from kahuna.storage.cache import CachedDatabase, DocumentCache
 from kahuna.storage.documents import Document, Documents, is_transient, object_id, utcnow
 
-__all__ = ["Database", "Document", "Documents", "is_transient", "object_id", "schema", "utcnow"]
+__all__ = ["Database", "Document", "DocumentCache", "Documents", "is_transient", "object_id", "schema", "utcnow"]
+
+
+#: Collections whose documents are kept in memory on the active node (kahuna.storage.cache): every
+#: kind of object, not the shared state between nodes (lease, settings, schema) nor agent nonces.
+CACHED_COLLECTIONS = frozenset(kind.collection for kind in schema.KINDS) - {"settings", "agent_nonce"}
 
 
 class Database:
-    """The Kahuna database: ``db.users``, ``db.teams``… are :class:`Documents`."""
+    """The Kahuna database: ``db.users``, ``db.teams``… are :class:`Documents`.
+
+    ``db.db`` hands out collections whose reads by ``_id`` are served from ``db.cache`` once
+    :meth:`DocumentCache.attach` enabled it (the daemon does, for its active node).
+    """
 
     def __init__(self, uri: str, name: str, timeout_seconds: float = 5.0):
         timeout_ms = int(timeout_seconds * 1000)
@@ -26,7 +36,8 @@ class Database:
             tz_aware=True,
             appname="kahuna",
         )
-        self.db = self.client[name]
+        self.cache = DocumentCache()
+        self.db = CachedDatabase(self.client[name], self.cache, CACHED_COLLECTIONS)
         self.name = name
         version = schema.CURRENT_VERSION
         self.users = Documents(self.db["user"], "user", version)

@@ -1,0 +1,383 @@
+"""Documents kept in memory on the active node, so that reads by ``_id`` need no database round trip.
+
+Only ``find_one({"_id": <one id>})`` (optionally with a plain inclusion projection) is served
+from memory: :meth:`Documents.get`, the authentication lookups (API key digest -> token ->
+user, JWT session -> user), the owner checks of RBAC. Everything else goes to the database.
+
+Correctness rules:
+
+- **Writes go through, then invalidate.** Every pymongo :class:`Collection` Kahuna uses is
+  wrapped in a :class:`CachedCollection` whose write methods (insert/update/replace/delete,
+  ``find_one_and_*``, ``bulk_write``, ``drop``, ``rename``…) drop the documents they may have
+  touched once the database answered, or raised: the one ``_id`` (or ``$in`` list) the
+  filter names, otherwise every document of the collection. Services that write through
+  ``documents.collection`` or ``db.db[name]`` are covered alike.
+- **No late fill.** A read that missed snapshots the collection's generation before asking
+  the database, and fills the cache only if no write to that collection (and no clear)
+  happened meanwhile: a greenlet that read the old value while another wrote cannot put it
+  back after the write's invalidation.
+- **Active node only.** The cache answers only while ``is_active()`` holds (HA off: always);
+  a passive node reads the database. :meth:`DocumentCache.clear` is called when the node
+  takes the lease, before it publishes itself active, so nothing written by the other node
+  meanwhile is served stale.
+- **Bounded.** At most ``max_entries`` documents and ``max_bytes`` of BSON, least recently
+  used first out; each entry lives at most ``max_age`` seconds, which bounds how long a write
+  made outside this process (the passive node's e-mailed-link pages, a request the former
+  active node finished after a failover, an operator's manual edit) can go unseen.
+
+Documents are kept as BSON bytes and decoded at each hit: every caller gets its own copy, of
+the very types the database returns, and may change it freely.
+
+Greenlets (and pykka actors, which are greenlets once gevent has patched threading) share
+one instance. Its critical sections never yield nor block, so they hold an OS lock (gevent's
+patched lock is pure Python, and several times slower): enough under real threads too.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import typing
+
+import bson
+from bson import ObjectId
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from gevent.monkey import get_original
+from pymongo.collection import Collection
+from pymongo.database import Database as MongoDatabase
+
+Document = dict[str, typing.Any]
+
+_os_lock = get_original("_thread", "allocate_lock")
+
+#: Seconds an entry may be served before it is read again (see the module's docstring).
+MAX_AGE = 5.0
+MAX_ENTRIES = 50_000
+MAX_BYTES = 64 * 1024 * 1024
+
+#: Key types a cached ``_id`` may have (``bool`` excluded: ``True == 1`` in Python, not in BSON).
+_ID_TYPES = (ObjectId, str, int)
+
+
+def _single_id(query: typing.Any) -> typing.Any:
+    """The ``_id`` of ``{"_id": <scalar>}``, else None."""
+    if type(query) is dict and len(query) == 1:
+        value = query.get("_id")
+        if value is not None and type(value) is not bool and isinstance(value, _ID_TYPES):
+            return value
+    return None
+
+
+def _written_ids(query: typing.Any) -> list[typing.Any] | None:
+    """The ``_id``s a write filter can touch; None when it may touch any document."""
+    if not isinstance(query, typing.Mapping) or "_id" not in query:
+        return None
+    value = query["_id"]
+    if isinstance(value, _ID_TYPES) and type(value) is not bool:
+        return [value]
+    if isinstance(value, typing.Mapping) and len(value) == 1:
+        (operator, operand), = value.items()
+        if operator == "$eq" and isinstance(operand, _ID_TYPES) and type(operand) is not bool:
+            return [operand]
+        if operator == "$in" and isinstance(operand, (list, tuple)) and all(
+                isinstance(v, _ID_TYPES) and type(v) is not bool for v in operand):
+            return list(operand)
+    return None
+
+
+#: The shape of a read without projection: the whole document.
+_WHOLE = (True, ("*",))
+
+
+def _inclusion(projection: typing.Any) -> tuple[bool, tuple[str, ...]] | None:
+    """``(keep _id, fields)`` of a plain top-level inclusion projection (:data:`_WHOLE` for none); None for
+    anything else."""
+    if projection is None:
+        return _WHOLE
+    if isinstance(projection, (list, tuple)):
+        projection = dict.fromkeys(projection, 1)
+    if not isinstance(projection, typing.Mapping) or not projection:
+        return None
+    keep_id, fields = True, []
+    for name, value in projection.items():
+        if type(name) is not str or "." in name or name.startswith("$") or type(value) not in (int, bool):
+            return None
+        if name == "_id":
+            keep_id = bool(value)
+        elif value:
+            fields.append(name)
+        else:
+            return None  # an exclusion projection
+    if not keep_id and not fields:
+        return None  # {"_id": 0} alone excludes
+    return keep_id, tuple(fields)
+
+
+def _project(document: Document, shape: tuple[bool, tuple[str, ...]]) -> Document:
+    keep_id, fields = shape
+    projected = {"_id": document["_id"]} if keep_id and "_id" in document else {}
+    for name in fields:
+        if name in document:
+            projected[name] = document[name]
+    return projected
+
+
+
+
+class CacheStats(typing.NamedTuple):
+    hits: int
+    misses: int
+    entries: int
+    bytes: int
+
+
+class DocumentCache:
+    """Documents by (collection, ``_id``), filled by :class:`CachedCollection` reads, emptied by its writes."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES, max_age: float = MAX_AGE,
+                 clock: typing.Callable[[], float] = time.monotonic):
+        self.max_entries, self.max_bytes, self.max_age = max_entries, max_bytes, max_age
+        self.clock = clock
+        # (collection, _id) -> (bson bytes, collection epoch at fill, expiry on clock)
+        self._entries: collections.OrderedDict[tuple[str, typing.Any], tuple[bytes, int, float]] = \
+            collections.OrderedDict()
+        self._bytes = 0
+        # Per collection: generation (bumped at every write) and epoch (bumped when all its documents go).
+        self._generations: dict[str, int] = {}
+        self._epochs: dict[str, int] = {}
+        self._clears = 0
+        self._lock = _os_lock()
+        self._is_active: typing.Callable[[], bool] = lambda: False
+        self.hits = 0
+        self.misses = 0
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def attach(self, is_active: typing.Callable[[], bool]) -> None:
+        """Serve from memory whenever *is_active()* holds (until then, every read goes to the database)."""
+        self.clear()
+        self._is_active = is_active
+
+    def enabled(self) -> bool:
+        return self._is_active()
+
+    def clear(self) -> None:
+        """Forget everything, and make every read in flight unable to fill (a new active term starts)."""
+        with self._lock:
+            self._clears += 1
+            self._entries.clear()
+            self._bytes = 0
+
+    def stats(self) -> CacheStats:
+        return CacheStats(self.hits, self.misses, len(self._entries), self._bytes)
+
+    # -- reads ---------------------------------------------------------------------
+
+    def lookup(self, collection: str, doc_id: typing.Any) -> bytes | None:
+        key = (collection, doc_id)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                raw, epoch, expires = entry
+                if epoch == self._epochs.get(collection, 0) and self.clock() < expires:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return raw
+                self._drop(key)
+            self.misses += 1
+            return None
+
+    def snapshot(self, collection: str) -> tuple[int, int]:
+        """Taken before reading the database; :meth:`fill` refuses it if a write came in between."""
+        return self._clears, self._generations.get(collection, 0)
+
+    def fill(self, collection: str, doc_id: typing.Any, raw: bytes, snapshot: tuple[int, int]) -> bool:
+        size = len(raw)
+        if size > self.max_bytes // 16 or not self._is_active():
+            return False
+        with self._lock:
+            if snapshot != (self._clears, self._generations.get(collection, 0)):
+                return False
+            key = (collection, doc_id)
+            self._drop(key)
+            self._entries[key] = (raw, self._epochs.get(collection, 0), self.clock() + self.max_age)
+            self._bytes += size
+            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+                _, (old, _, _) = self._entries.popitem(last=False)
+                self._bytes -= len(old)
+            return True
+
+    def _drop(self, key: tuple[str, typing.Any]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[0])
+
+    # -- writes --------------------------------------------------------------------
+
+    def invalidate(self, collection: str, ids: typing.Iterable[typing.Any] | None = None) -> None:
+        """Drop *ids* of *collection* (all its documents when None); reads in flight there will not fill."""
+        with self._lock:
+            self._generations[collection] = self._generations.get(collection, 0) + 1
+            if ids is None:
+                # Entries of an older epoch are dropped lazily, when next looked up or evicted.
+                self._epochs[collection] = self._epochs.get(collection, 0) + 1
+            else:
+                for doc_id in ids:
+                    self._drop((collection, doc_id))
+
+
+class CachedCollection:
+    """A pymongo :class:`Collection` whose reads by ``_id`` use *cache* and whose writes invalidate it.
+
+    Any attribute not defined here is the wrapped collection's (``find``, ``count_documents``,
+    ``create_index``…): reads other than by one ``_id`` always go to the database.
+    """
+
+    def __init__(self, collection: Collection, cache: DocumentCache):
+        self._collection = collection
+        self._cache = cache
+        self._name = collection.name
+        self._codec = collection.codec_options
+        self._raw = collection.with_options(codec_options=CodecOptions(
+            document_class=RawBSONDocument, tz_aware=self._codec.tz_aware, tzinfo=self._codec.tzinfo,
+            uuid_representation=self._codec.uuid_representation))
+
+    def __getattr__(self, name: str) -> typing.Any:
+        return getattr(self._collection, name)
+
+    def __repr__(self) -> str:
+        return f"CachedCollection({self._collection!r})"
+
+    @property
+    def uncached(self) -> Collection:
+        return self._collection
+
+    # -- reads ---------------------------------------------------------------------
+
+    def find_one(self, filter: typing.Any = None, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:  # noqa: A002
+        doc_id = _single_id(filter)
+        shape = None
+        if doc_id is not None and len(args) <= 1 and (not kwargs or set(kwargs) == {"projection"}):
+            shape = _inclusion(args[0] if args else kwargs.get("projection"))
+        if shape is None or not self._cache.enabled():
+            return self._collection.find_one(filter, *args, **kwargs)
+        cache = self._cache
+        raw = cache.lookup(self._name, doc_id)
+        if raw is None:
+            snapshot = cache.snapshot(self._name)
+            found = self._raw.find_one({"_id": doc_id})
+            if found is None:
+                return None
+            raw = found.raw
+            cache.fill(self._name, doc_id, raw, snapshot)
+        document = bson.decode(raw, self._codec)
+        return document if shape is _WHOLE else _project(document, shape)
+
+    # -- writes --------------------------------------------------------------------
+
+    def _invalidating(self, ids: list[typing.Any] | None, method: str, *args: typing.Any,
+                      **kwargs: typing.Any) -> typing.Any:
+        try:
+            return getattr(self._collection, method)(*args, **kwargs)
+        finally:
+            self._cache.invalidate(self._name, ids)
+
+    def insert_one(self, document: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        try:
+            return self._collection.insert_one(document, *args, **kwargs)
+        finally:
+            self._cache.invalidate(self._name, _written_ids(document) if isinstance(document, dict) else None)
+
+    def insert_many(self, documents: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        return self._invalidating(None, "insert_many", documents, *args, **kwargs)
+
+    def _filtered(method: str) -> typing.Callable[..., typing.Any]:  # noqa: N805 - a method factory
+        def write(self: CachedCollection, filter: typing.Any, *args: typing.Any,  # noqa: A002
+                  **kwargs: typing.Any) -> typing.Any:
+            return self._invalidating(_written_ids(filter), method, filter, *args, **kwargs)
+
+        write.__name__ = method
+        return write
+
+    update_one = _filtered("update_one")
+    update_many = _filtered("update_many")
+    replace_one = _filtered("replace_one")
+    delete_one = _filtered("delete_one")
+    delete_many = _filtered("delete_many")
+    find_one_and_update = _filtered("find_one_and_update")
+    find_one_and_replace = _filtered("find_one_and_replace")
+    find_one_and_delete = _filtered("find_one_and_delete")
+    del _filtered
+
+    def bulk_write(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        return self._invalidating(None, "bulk_write", *args, **kwargs)
+
+    def drop(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        return self._invalidating(None, "drop", *args, **kwargs)
+
+    def rename(self, new_name: str, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        try:
+            return self._collection.rename(new_name, *args, **kwargs)
+        finally:
+            self._cache.invalidate(self._name)
+            self._cache.invalidate(new_name)
+
+    def aggregate(self, pipeline: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        writes = any(isinstance(stage, typing.Mapping) and ("$out" in stage or "$merge" in stage)
+                     for stage in pipeline or ())
+        try:
+            return self._collection.aggregate(pipeline, *args, **kwargs)
+        finally:
+            if writes:
+                self._cache.clear()
+
+    def with_options(self, *args: typing.Any, **kwargs: typing.Any) -> CachedCollection:
+        return CachedCollection(self._collection.with_options(*args, **kwargs), self._cache)
+
+
+class CachedDatabase:
+    """A pymongo :class:`~pymongo.database.Database` handing out :class:`CachedCollection`\\ s for *cached* names.
+
+    Collections outside *cached* (the HA lease, settings, schema versions, agent nonces) are
+    the plain pymongo ones: they are shared state between nodes, or written more than read.
+    """
+
+    def __init__(self, database: MongoDatabase, cache: DocumentCache, cached: typing.Iterable[str]):
+        self._database = database
+        self._cache = cache
+        self._cached = frozenset(cached)
+        self._collections: dict[str, CachedCollection] = {}
+
+    def __getattr__(self, name: str) -> typing.Any:
+        value = getattr(self._database, name)
+        return self._wrap(value) if isinstance(value, Collection) else value
+
+    def __getitem__(self, name: str) -> typing.Any:
+        return self._wrap(self._database[name])
+
+    def __repr__(self) -> str:
+        return f"CachedDatabase({self._database!r})"
+
+    @property
+    def uncached(self) -> MongoDatabase:
+        return self._database
+
+    def get_collection(self, name: str, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        return self._wrap(self._database.get_collection(name, *args, **kwargs), plain=not (args or kwargs))
+
+    def drop_collection(self, name: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+        try:
+            return self._database.drop_collection(name, *args, **kwargs)
+        finally:
+            self._cache.invalidate(name if isinstance(name, str) else name.name)
+
+    def _wrap(self, collection: Collection, plain: bool = True) -> typing.Any:
+        if collection.name not in self._cached:
+            return collection
+        if not plain:
+            return CachedCollection(collection, self._cache)
+        wrapped = self._collections.get(collection.name)
+        if wrapped is None:
+            wrapped = self._collections[collection.name] = CachedCollection(collection, self._cache)
+        return wrapped
