@@ -34,6 +34,11 @@ def _link_page(title: str, button: str, action) -> Response:
             f"<input type='hidden' name='user' value='{html.escape(user_id, quote=True)}'>"
             f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
             f"<button type='submit'>{html.escape(button)}</button></form>")
+    if not _node().is_active():
+        # Like every write, following a link belongs to the active node (which alone caches and writes).
+        response = _page("<p>This Kowabunga node is on standby: try again in a moment.</p>", 503)
+        response.headers["Retry-After"] = "2"
+        return response
     try:
         action(user_id, token)
     except InvalidLink as exc:

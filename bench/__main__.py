@@ -47,11 +47,17 @@ def measured(title: str, run: typing.Callable[[], list[tuple[str, str]]]) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("which", nargs="*", default=["rest", "agents", "failover"],
-                        choices=["rest", "agents", "failover"])
+    # No argparse choices: with nargs="*" Python 3.11 refuses the empty list that means "all".
+    parser.add_argument("which", nargs="*", metavar="{rest,agents,failover}",
+                        help="the benchmarks to run (all three when none is named)")
     parser.add_argument("--agents", type=int, default=1000, help="simulated agents to connect")
     parser.add_argument("--failover-agents", type=int, default=1000, help="agents connected during the failover")
     args = parser.parse_args()
+    benchmarks = ["rest", "agents", "failover"]
+    unknown = [name for name in args.which if name not in benchmarks]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(benchmarks)}")
+    args.which = args.which or benchmarks
     print(f"machine: {os.cpu_count()} cores, {cpu_model()} ({platform.machine()}), "
           f"{platform.python_implementation()} {platform.python_version()}, load average {load_average()}",
           flush=True)

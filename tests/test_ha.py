@@ -63,6 +63,10 @@ def test_one_node_is_active_the_other_refuses_writes_and_agents(pair):
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "X-WS-Kowabunga-Agent": "Kaktus",
         "X-WS-Kowabunga-Id": agent_id, "X-WS-Kowabunga-Api-Key": key})
     assert response.status == 503
+    # Following an e-mailed link writes too: the page's button is refused on the passive node.
+    response = passive.http.request("POST", f"{passive.base_url}/confirmForgotPassword",
+                                    fields={"user": agent_id, "token": "any"}, encode_multipart=False)
+    assert response.status == 503 and "standby" in response.data.decode()
 
 
 def test_the_passive_takes_over_when_the_active_dies_and_a_stale_active_cannot_write(pair):
