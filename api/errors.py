@@ -94,8 +94,9 @@ def handle_unexpected(error: Exception) -> Response:
 
 
 # -- input validation errors --------------------------------------------------------
-# Malformed input (not JSON, wrong types, unknown fields) is a 400; well-formed
-# input that breaks a rule (missing field, value out of range) is a 422.
+# Malformed input (not JSON, JSON that api.blueprint.decode_json refuses: too deep, a lone surrogate, a huge
+# integer; a value of the wrong JSON type; an unknown field) is a 400; well-formed input that breaks a rule
+# (missing field, value out of range) is a 422. PATCH documents no 400: there, both are 422.
 
 _MALFORMED_PREFIXES = ("Not a valid", "Invalid input type", "Invalid JSON body", "Unknown field", "Field may not be null")
 
@@ -123,7 +124,10 @@ def _describe(messages: typing.Any, path: str = "") -> str:
             if path == "" and key in ("json", "query", "path", "headers"):
                 parts.append(_describe(value, key + ":" if key == "query" else ""))
             else:
-                name = f"{path}.{key}" if path and not path.endswith(":") else f"{path}{key}"
+                if key == "_schema":  # the value as a whole, not a field of it
+                    name = path or key
+                else:
+                    name = f"{path}.{key}" if path and not path.endswith(":") else f"{path}{key}"
                 parts.append(_describe(value, name))
     else:
         text = " ".join(_leaves(messages))

@@ -8,7 +8,8 @@ from api.blueprint import Blueprint, empty, identity, services
 from api.schemas.compute import (InstanceSchema, KawaiiSchema, KomputeQuerySchema, KomputeSchema, KonveySchema,
                                  KyloSchema, NfsQuerySchema, VolumeQuerySchema, VolumeSchema)
 from api.schemas.infrastructure import DnsRecordSchema
-from api.schemas.projects import CostSchema, ProjectResourcesSchema, ProjectSchema, SubnetSizeQuerySchema
+from api.schemas.projects import (CostSchema, ListProjectsQuerySchema, ProjectResourcesSchema, ProjectSchema,
+                                  SubnetSizeQuerySchema)
 
 blp = Blueprint("project", __name__, description="Projects (tenants) and what they own.")
 
@@ -16,7 +17,7 @@ blp = Blueprint("project", __name__, description="Projects (tenants) and what th
 @blp.route("/project")
 class Projects(MethodView):
     @blp.operation("ListProjects")
-    @blp.arguments(SubnetSizeQuerySchema, location="query")
+    @blp.arguments(ListProjectsQuerySchema, location="query")
     @blp.ids_response()
     def get(self, _query):
         return services().projects.list_ids(identity())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from bson import ObjectId
-from marshmallow import RAISE, Schema, fields, post_dump, pre_load
+from marshmallow import EXCLUDE, RAISE, Schema, fields, post_dump, pre_load
 
 #: The contract's ObjectIds: a JSON array of id strings.
 OBJECT_IDS = {"type": "array", "items": {"type": "string"}}
@@ -32,6 +32,60 @@ class ApiSchema(Schema):
     @post_dump
     def _drop_absent(self, data: dict, **_: typing.Any) -> dict:
         return {k: v for k, v in data.items() if v is not None}
+
+
+class QuerySchema(ApiSchema):
+    """Base of the schemas of query strings, whose values are all text.
+
+    Their fields convert text ("26", "true"), unlike a body's. A parameter the operation does not declare is
+    ignored, not refused: the contract documents no error for it, and clients add their own (cache busters).
+    """
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+# -- strict JSON types ----------------------------------------------------------------
+# A body's value must have the JSON type the contract gives it: no "10" for 10, no 1.5 taken as 1, no "true" or 1
+# for true. Their errors start with "Not a valid", which api.errors reports as malformed input (400). Request
+# bodies use these, never marshmallow's converting Integer, Float and Boolean (tests/test_hostile_input.py checks).
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class Integer(fields.Integer):
+    """A JSON integer: not a string, not a number with a fraction (not even 10.0), not a boolean.
+
+    One that does not fit in 64 bits is a rule violation ("Number too large.", 422): nothing can store it.
+    """
+
+    def __init__(self, **kwargs: typing.Any):
+        kwargs["strict"] = True
+        super().__init__(**kwargs)
+
+    def _validated(self, value: typing.Any) -> int:
+        number = super()._validated(value)
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise self.make_error("too_large", input=value)
+        return number
+
+
+class Float(fields.Float):
+    """A JSON number (an integer is a number too): not a string, not a boolean, finite."""
+
+    def _validated(self, value: typing.Any) -> float:
+        if value is True or value is False or not isinstance(value, (int, float)):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class Boolean(fields.Boolean):
+    """JSON true or false, nothing else: not "true", not 1."""
+
+    def _deserialize(self, value: typing.Any, attr: typing.Any, data: typing.Any, **kwargs: typing.Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid", input=value)
 
 
 class ObjectIdString(fields.String):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, ObjectIdString, read_only
+from api.schemas.common import ApiSchema, Boolean, Integer, ObjectIdString, QuerySchema, read_only
 
 NAME = validate.Length(min=1, max=63)
 DESCRIPTION = validate.Length(max=1024)
@@ -25,7 +25,7 @@ def _description():
 
 
 def _int64(**kwargs):
-    return fields.Integer(metadata={"format": "int64"}, **kwargs)
+    return Integer(metadata={"format": "int64"}, **kwargs)
 
 
 class VolumeSchema(ApiSchema):
@@ -66,18 +66,18 @@ class KomputeSchema(ApiSchema):
     ip = read_only(fields.String())
 
 
-class KomputeQuerySchema(ApiSchema):
+class KomputeQuerySchema(QuerySchema):
     poolId = fields.String(load_default=None)
     templateId = fields.String(load_default=None)
     public = fields.Boolean(load_default=False)
 
 
-class VolumeQuerySchema(ApiSchema):
+class VolumeQuerySchema(QuerySchema):
     poolId = fields.String(load_default=None)
     templateId = fields.String(load_default=None)
 
 
-class NfsQuerySchema(ApiSchema):
+class NfsQuerySchema(QuerySchema):
     nfsId = fields.String(load_default=None)
 
 
@@ -86,7 +86,7 @@ class KyloSchema(ApiSchema):
     name = _name()
     description = _description()
     access = fields.String(load_default="RW", validate=validate.OneOf(["RO", "RW"]))
-    protocols = fields.List(fields.Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
+    protocols = fields.List(Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
     endpoint = read_only(fields.String())
     size = read_only(_int64())
 
@@ -204,5 +204,5 @@ class KonveySchema(ApiSchema):
     name = fields.String(load_default="", validate=validate.Length(max=40))
     description = _description()
     vip = read_only(fields.String())
-    failover = fields.Boolean(load_default=True)
+    failover = Boolean(load_default=True)
     endpoints = fields.List(fields.Nested(KonveyEndpointSchema), required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, ObjectIdString, read_only
+from api.schemas.common import ApiSchema, Boolean, Integer, ObjectIdString, QuerySchema, read_only
 from api.schemas.projects import CostSchema
 
 NAME = validate.Length(min=1, max=128)
@@ -50,10 +50,10 @@ class KaktusSchema(ApiSchema):
     description = _description()
     cpu_cost = fields.Nested(CostSchema, load_default=None)
     memory_cost = fields.Nested(CostSchema, load_default=None)
-    overcommit_cpu_ratio = fields.Integer(load_default=3, validate=validate.Range(min=1, max=100),
-                                          metadata={"format": "int64"})
-    overcommit_memory_ratio = fields.Integer(load_default=2, validate=validate.Range(min=1, max=100),
-                                             metadata={"format": "int64"})
+    overcommit_cpu_ratio = Integer(load_default=3, validate=validate.Range(min=1, max=100),
+                                   metadata={"format": "int64"})
+    overcommit_memory_ratio = Integer(load_default=2, validate=validate.Range(min=1, max=100),
+                                      metadata={"format": "int64"})
     agents = _agents(required=True)
 
 
@@ -61,14 +61,14 @@ class KaktusCPUSchema(ApiSchema):
     arch = fields.String(required=True)
     model = fields.String(required=True)
     vendor = fields.String(required=True)
-    sockets = fields.Integer(required=True, metadata={"format": "int64"})
-    cores = fields.Integer(required=True, metadata={"format": "int64"})
-    threads = fields.Integer(required=True, metadata={"format": "int64"})
+    sockets = Integer(required=True, metadata={"format": "int64"})
+    cores = Integer(required=True, metadata={"format": "int64"})
+    threads = Integer(required=True, metadata={"format": "int64"})
 
 
 class KaktusCapsSchema(ApiSchema):
     cpu = fields.Nested(KaktusCPUSchema, required=True)
-    memory = fields.Integer(required=True, metadata={"format": "int64"})
+    memory = Integer(required=True, metadata={"format": "int64"})
 
 
 class KiwiSchema(ApiSchema):
@@ -85,8 +85,7 @@ class StoragePoolSchema(ApiSchema):
     pool = fields.String(required=True, validate=validate.Length(min=1, max=128),
                          metadata={"description": "Ceph RBD pool name."})
     ceph_address = fields.String(load_default="localhost", validate=validate.Length(max=253))
-    ceph_port = fields.Integer(load_default=3300, validate=validate.Range(min=1, max=65535),
-                               metadata={"format": "int64"})
+    ceph_port = Integer(load_default=3300, validate=validate.Range(min=1, max=65535), metadata={"format": "int64"})
     ceph_secret_uuid = fields.String(load_default="", validate=validate.Length(max=64))
     cost = fields.Nested(CostSchema, load_default=None)
     agents = _agents(required=True)
@@ -99,7 +98,7 @@ class StorageNFSSchema(ApiSchema):
     endpoint = fields.String(required=True, validate=validate.Length(min=1, max=253))
     fs = fields.String(load_default="nfs", validate=validate.Length(min=1, max=128))
     backends = fields.List(fields.String(), load_default=list)
-    port = fields.Integer(load_default=54934, validate=validate.Range(min=1, max=65535), metadata={"format": "int64"})
+    port = Integer(load_default=54934, validate=validate.Range(min=1, max=65535), metadata={"format": "int64"})
 
 
 class TemplateSchema(ApiSchema):
@@ -115,9 +114,9 @@ class VNetSchema(ApiSchema):
     id = ObjectIdString()
     name = _name()
     description = _description()
-    vlan = fields.Integer(load_default=0, validate=validate.Range(min=0, max=4094), metadata={"format": "int64"})
+    vlan = Integer(load_default=0, validate=validate.Range(min=0, max=4094), metadata={"format": "int64"})
     interface = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    private = fields.Boolean(load_default=True)
+    private = Boolean(load_default=True)
 
 
 class IpRangeSchema(ApiSchema):
@@ -144,7 +143,7 @@ class AdapterSchema(ApiSchema):
     description = _description()
     mac = fields.String(load_default="", validate=validate.Length(max=32))
     addresses = fields.List(fields.String(), load_default=list)
-    reserved = fields.Boolean(load_default=False)
+    reserved = Boolean(load_default=False)
 
 
 class DnsRecordSchema(ApiSchema):
@@ -155,9 +154,9 @@ class DnsRecordSchema(ApiSchema):
     addresses = fields.List(fields.String(), required=True)
 
 
-class PoolQuerySchema(ApiSchema):
+class PoolQuerySchema(QuerySchema):
     poolId = fields.String(load_default=None)
 
 
-class AssignIpQuerySchema(ApiSchema):
+class AssignIpQuerySchema(QuerySchema):
     assignIP = fields.Boolean(load_default=False)

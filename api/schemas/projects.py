@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import typing
+
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, ObjectIdString, read_only
+from api.schemas.common import ApiSchema, Float, Integer, ObjectIdString, QuerySchema, read_only
 
 INT32 = validate.Range(min=0, max=2**31 - 1)
 INT64 = validate.Range(min=0, max=2**63 - 1)
@@ -21,14 +23,14 @@ class RegionSubnetSchema(ApiSchema):
 
 
 class ProjectResourcesSchema(ApiSchema):
-    vcpus = fields.Integer(validate=INT32, metadata={"format": "int32"})
-    memory = fields.Integer(validate=INT64, metadata={"format": "int64"})
-    storage = fields.Integer(validate=INT64, metadata={"format": "int64"})
-    instances = fields.Integer(validate=INT32, metadata={"format": "int32"})
+    vcpus = Integer(validate=INT32, metadata={"format": "int32"})
+    memory = Integer(validate=INT64, metadata={"format": "int64"})
+    storage = Integer(validate=INT64, metadata={"format": "int64"})
+    instances = Integer(validate=INT32, metadata={"format": "int32"})
 
 
 class CostSchema(ApiSchema):
-    price = fields.Float(required=True, metadata={"format": "float"})
+    price = Float(required=True, metadata={"format": "float"})
     currency = fields.String(required=True)
 
 
@@ -44,11 +46,28 @@ class ProjectSchema(ApiSchema):
     metadatas = fields.List(fields.Nested(MetadataSchema), load_default=list)
     quotas = fields.Nested(ProjectResourcesSchema, load_default=dict)
     private_subnets = read_only(fields.List(fields.Nested(RegionSubnetSchema)))
-    reserved_vrrp_ids = read_only(fields.List(fields.Integer()))
+    reserved_vrrp_ids = read_only(fields.List(Integer()))
     teams = fields.List(fields.String(), required=True, attribute="team_ids")
     regions = fields.List(fields.String(), required=True, attribute="region_ids")
 
 
-class SubnetSizeQuerySchema(ApiSchema):
+class SubnetSizeQuerySchema(QuerySchema):
     subnetSize = fields.Integer(load_default=None, validate=validate.Range(min=16, max=30),
                                 metadata={"description": "Project's private subnet size (CIDR prefix length)."})
+
+
+class IgnoredParameter(fields.Integer):
+    """A query parameter the contract declares on an operation that has no use for it: documented, never read.
+
+    Whatever its value, it is ignored rather than refused, because that operation documents no status for a
+    bad parameter (neither 400 nor 422), and the value would change nothing if it were well formed.
+    """
+
+    def deserialize(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        return None
+
+
+class ListProjectsQuerySchema(QuerySchema):
+    # ListProjects declares subnetSize (0.53.2 shares the parameter with CreateProject) but answers only 401 and
+    # 403: a listing does not depend on a subnet size, so GET /project?subnetSize=abc is the list, not a 400.
+    subnetSize = IgnoredParameter(metadata={"description": "Project's private subnet size (CIDR prefix length)."})

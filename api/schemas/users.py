@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, ObjectIdString, read_only
+from api.schemas.common import ApiSchema, Boolean, ObjectIdString, read_only
 from kahuna.access import Role
 
 NAME = validate.Length(min=1, max=128)
@@ -18,8 +18,8 @@ class UserSchema(ApiSchema):
                           metadata={"description": "User email address."})
     role = fields.String(required=True, validate=validate.OneOf([role.value for role in Role]),
                          metadata={"description": "The Kowabunga user role."})
-    notifications = fields.Boolean(load_default=False,
-                                   metadata={"description": "Whether or not to receive email notifications on events."})
+    notifications = Boolean(load_default=False,
+                            metadata={"description": "Whether or not to receive email notifications on events."})
 
 
 class UserCredentialsSchema(ApiSchema):
