@@ -295,3 +295,20 @@ def test_no_hostile_body_makes_any_write_fail(shared_deployment, operation_id, m
         elif takes_body:
             error(response, 401)  # the caller is checked before the body is even read
     assert stored(shared_deployment) == before
+
+
+def test_a_list_longer_than_any_real_object_needs_is_refused(deployment):
+    """10,000 reserved ranges in one subnet held the server for a quarter of a second: lists are bounded."""
+    from api.schemas.common import MAX_LIST_ITEMS
+    region = deployment.http.request("POST", f"{deployment.base_url}/api/v1/region", json={
+        "name": "r", "domain": "r.example"}, headers={"X-API-Key": MASTER_KEY}).json()
+    vnet = deployment.http.request("POST", f"{deployment.base_url}/api/v1/region/{region['id']}/vnet", json={
+        "name": "v", "vlan": 0, "interface": "br0", "private": True}, headers={"X-API-Key": MASTER_KEY}).json()
+    ranges = [{"first": f"10.{n // 256}.{n % 256}.1", "last": f"10.{n // 256}.{n % 256}.2"}
+              for n in range(MAX_LIST_ITEMS + 1)]
+    response = deployment.http.request("POST", f"{deployment.base_url}/api/v1/vnet/{vnet['id']}/subnet", json={
+        "name": "s", "cidr": "10.0.0.0/8", "gateway": "10.255.255.254", "reserved": ranges},
+        headers={"X-API-Key": MASTER_KEY})
+    assert response.status == 422
+    assert "reserved" in response.json()["reason"]
+    assert deployment.kahuna.db.subnets.count() == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, Boolean, Integer, ObjectIdString, QuerySchema, read_only
+from api.schemas.common import ApiSchema, Boolean, Integer, List, ObjectIdString, QuerySchema, read_only
 
 NAME = validate.Length(min=1, max=63)
 DESCRIPTION = validate.Length(max=1024)
@@ -42,8 +42,8 @@ class InstanceSchema(ApiSchema):
     description = _description()
     memory = _int64(required=True, validate=POSITIVE64)
     vcpus = _int64(required=True, validate=validate.Range(min=1, max=1024))
-    adapters = fields.List(fields.String(), attribute="adapter_ids", load_default=None)
-    volumes = fields.List(fields.String(), attribute="volume_ids", load_default=None)
+    adapters = List(fields.String(), attribute="adapter_ids", load_default=None)
+    volumes = List(fields.String(), attribute="volume_ids", load_default=None)
 
 
 class InstanceStateSchema(ApiSchema):
@@ -86,7 +86,7 @@ class KyloSchema(ApiSchema):
     name = _name()
     description = _description()
     access = fields.String(load_default="RW", validate=validate.OneOf(["RO", "RW"]))
-    protocols = fields.List(Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
+    protocols = List(Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
     endpoint = read_only(fields.String())
     size = read_only(_int64())
 
@@ -101,9 +101,9 @@ class KawaiiNetIpZoneSchema(ApiSchema):
 
 
 class KawaiiNetIpSchema(ApiSchema):
-    public = fields.List(fields.String(), required=True)
-    private = fields.List(fields.String(), required=True)
-    zones = fields.List(fields.Nested(KawaiiNetIpZoneSchema), required=True)
+    public = List(fields.String(), required=True)
+    private = List(fields.String(), required=True)
+    zones = List(fields.Nested(KawaiiNetIpZoneSchema), required=True)
 
 
 class KawaiiFirewallIngressRuleSchema(ApiSchema):
@@ -119,9 +119,9 @@ class KawaiiFirewallEgressRuleSchema(ApiSchema):
 
 
 class KawaiiFirewallSchema(ApiSchema):
-    ingress = fields.List(fields.Nested(KawaiiFirewallIngressRuleSchema), load_default=list)
+    ingress = List(fields.Nested(KawaiiFirewallIngressRuleSchema), load_default=list)
     egress_policy = fields.String(load_default="accept", validate=POLICY)
-    egress = fields.List(fields.Nested(KawaiiFirewallEgressRuleSchema), load_default=list)
+    egress = List(fields.Nested(KawaiiFirewallEgressRuleSchema), load_default=list)
 
 
 class KawaiiDNatRuleSchema(ApiSchema):
@@ -143,9 +143,9 @@ class KawaiiVpcNetIpZoneSchema(ApiSchema):
 class KawaiiVpcPeeringSchema(ApiSchema):
     subnet = fields.String(required=True)
     policy = fields.String(load_default="drop", validate=POLICY)
-    ingress = fields.List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
-    egress = fields.List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
-    netip = read_only(fields.List(fields.Nested(KawaiiVpcNetIpZoneSchema)))
+    ingress = List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
+    egress = List(fields.Nested(KawaiiVpcForwardRuleSchema), load_default=list)
+    netip = read_only(List(fields.Nested(KawaiiVpcNetIpZoneSchema)))
 
 
 class KawaiiIpSecSchema(ApiSchema):
@@ -178,17 +178,17 @@ class KawaiiSchema(ApiSchema):
     # Required by the SDK, computed by Kahuna: what a client sends is ignored.
     netip = read_only(fields.Nested(KawaiiNetIpSchema))
     firewall = fields.Nested(KawaiiFirewallSchema, load_default=dict)
-    dnat = fields.List(fields.Nested(KawaiiDNatRuleSchema), load_default=list)
-    vpc_peerings = fields.List(fields.Nested(KawaiiVpcPeeringSchema), load_default=list)
+    dnat = List(fields.Nested(KawaiiDNatRuleSchema), load_default=list)
+    vpc_peerings = List(fields.Nested(KawaiiVpcPeeringSchema), load_default=list)
     # IPsec connections are managed through /kawaii/{id}/ipsec; listed there, ignored here.
-    ipsec_connections = fields.List(fields.Nested(KawaiiIpSecSchema), load_default=list, load_only=True)
+    ipsec_connections = List(fields.Nested(KawaiiIpSecSchema), load_default=list, load_only=True)
 
 
 # -- Konvey -------------------------------------------------------------------------
 
 
 class KonveyBackendsSchema(ApiSchema):
-    hosts = fields.List(fields.String(), required=True)
+    hosts = List(fields.String(), required=True)
     port = _int64(required=True)
 
 
@@ -205,4 +205,4 @@ class KonveySchema(ApiSchema):
     description = _description()
     vip = read_only(fields.String())
     failover = Boolean(load_default=True)
-    endpoints = fields.List(fields.Nested(KonveyEndpointSchema), required=True)
+    endpoints = List(fields.Nested(KonveyEndpointSchema), required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, Boolean, Integer, ObjectIdString, QuerySchema, read_only
+from api.schemas.common import ApiSchema, Boolean, Integer, List, ObjectIdString, QuerySchema, read_only
 from api.schemas.projects import CostSchema
 
 NAME = validate.Length(min=1, max=128)
@@ -22,7 +22,7 @@ def _description():
 
 
 def _agents(required: bool):
-    agents = fields.List(fields.String(), attribute="agent_ids", metadata={"description": "IDs of its agents."})
+    agents = List(fields.String(), attribute="agent_ids", metadata={"description": "IDs of its agents."})
     if required:
         agents.required = True
     else:
@@ -97,7 +97,7 @@ class StorageNFSSchema(ApiSchema):
     description = _description()
     endpoint = fields.String(required=True, validate=validate.Length(min=1, max=253))
     fs = fields.String(load_default="nfs", validate=validate.Length(min=1, max=128))
-    backends = fields.List(fields.String(), load_default=list)
+    backends = List(fields.String(), load_default=list)
     port = Integer(load_default=54934, validate=validate.Range(min=1, max=65535), metadata={"format": "int64"})
 
 
@@ -131,9 +131,9 @@ class SubnetSchema(ApiSchema):
     cidr = fields.String(required=True, validate=validate.Length(min=1, max=64))
     gateway = fields.String(required=True, validate=validate.Length(min=1, max=64))
     dns = fields.String(load_default="", validate=validate.Length(max=64))
-    extra_routes = fields.List(fields.String(), load_default=list)
-    reserved = fields.List(fields.Nested(IpRangeSchema), load_default=list)
-    gw_pool = fields.List(fields.Nested(IpRangeSchema), load_default=list)
+    extra_routes = List(fields.String(), load_default=list)
+    reserved = List(fields.Nested(IpRangeSchema), load_default=list)
+    gw_pool = List(fields.Nested(IpRangeSchema), load_default=list)
     application = fields.String(load_default="user", validate=validate.OneOf(["ceph", "user"]))
 
 
@@ -142,7 +142,7 @@ class AdapterSchema(ApiSchema):
     name = _name()
     description = _description()
     mac = fields.String(load_default="", validate=validate.Length(max=32))
-    addresses = fields.List(fields.String(), load_default=list)
+    addresses = List(fields.String(), load_default=list)
     reserved = Boolean(load_default=False)
 
 
@@ -151,7 +151,7 @@ class DnsRecordSchema(ApiSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=253))
     description = _description()
     domain = read_only(fields.String())
-    addresses = fields.List(fields.String(), required=True)
+    addresses = List(fields.String(), required=True)
 
 
 class PoolQuerySchema(QuerySchema):

@@ -6,7 +6,7 @@ import typing
 
 from marshmallow import fields, validate
 
-from api.schemas.common import ApiSchema, Float, Integer, ObjectIdString, QuerySchema, read_only
+from api.schemas.common import ApiSchema, Float, Integer, List, ObjectIdString, QuerySchema, read_only
 
 INT32 = validate.Range(min=0, max=2**31 - 1)
 INT64 = validate.Range(min=0, max=2**63 - 1)
@@ -42,13 +42,13 @@ class ProjectSchema(ApiSchema):
     root_password = fields.String(load_default="", validate=validate.Length(max=72))
     bootstrap_user = fields.String(load_default="", validate=validate.Length(max=32))
     bootstrap_pubkey = fields.String(load_default="", validate=validate.Length(max=16384))
-    tags = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list)
-    metadatas = fields.List(fields.Nested(MetadataSchema), load_default=list)
+    tags = List(fields.String(validate=validate.Length(max=256)), load_default=list)
+    metadatas = List(fields.Nested(MetadataSchema), load_default=list)
     quotas = fields.Nested(ProjectResourcesSchema, load_default=dict)
-    private_subnets = read_only(fields.List(fields.Nested(RegionSubnetSchema)))
-    reserved_vrrp_ids = read_only(fields.List(Integer()))
-    teams = fields.List(fields.String(), required=True, attribute="team_ids")
-    regions = fields.List(fields.String(), required=True, attribute="region_ids")
+    private_subnets = read_only(List(fields.Nested(RegionSubnetSchema)))
+    reserved_vrrp_ids = read_only(List(Integer()))
+    teams = List(fields.String(), required=True, attribute="team_ids")
+    regions = List(fields.String(), required=True, attribute="region_ids")
 
 
 class SubnetSizeQuerySchema(QuerySchema):
