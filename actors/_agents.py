@@ -5,7 +5,17 @@ socket (requests, pongs, pings, close), sends one request at a time (the Go
 agents answer each request from its own goroutine and must never have two
 replies racing on their socket), matches replies by id, and fails every waiting
 caller at once when the connection ends. The connection's reader is the greenlet
-of the upgraded HTTP request; it only hands frames to the actor.
+of the upgraded HTTP request; it only hands frames to the actor (a protocol error
+or the peer's close included, with the close code the actor sends), yields to the
+other greenlets after each frame, and returns only once the actor has closed the
+socket.
+
+What one agent may cost is bounded: frames that are no use (replies matching no
+call, messages that are not JSON replies, requests, text) are counted, and past
+``max_garbage`` of them within ``garbage_window`` seconds the connection is closed
+with 1008 (policy violation); they are logged at most once per window and agent,
+with the count of those not logged. An agent so closed is refused (429, before the
+upgrade) for one more window: dialling again at once cannot buy it a fresh budget.
 
 The :class:`_Registry` maps agent ids to connection actors. A reconnect replaces
 the old connection, which is closed with code 4000; an unregistration counts only
@@ -48,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Agents whose post-connection work runs at once (the others wait their turn).
 POST_CONNECTION_CONCURRENCY = 8
+#: Seconds the reader waits, once the connection ends, for the actor to send its close frame.
+CLOSE_WAIT = 5.0
 #: The agents are pinged in this many slices spread over the ping interval, not all at once:
 #: with 10,000 agents one burst of pings (and pongs) would stall every call for a second.
 PING_SLICES = 9
@@ -59,8 +71,9 @@ class AgentSettings:
     # No frame from the agent (pong or anything) for this long: the connection is dead.
     dead_after: float = 30.0
     max_message_bytes: int = 16 << 20
-    # Consecutive messages that are not replies before the agent is disconnected.
+    # Useless frames allowed within garbage_window seconds; one more closes the connection (1008).
     max_garbage: int = 20
+    garbage_window: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,9 +133,11 @@ _TICK = _Tick()
 class _AgentConnection(pykka.ThreadingActor):
     use_daemon_thread = True
 
-    def __init__(self, info: AgentInfo, transport: Transport, registry: pykka.ActorRef, settings: AgentSettings):
+    def __init__(self, info: AgentInfo, transport: Transport, registry: pykka.ActorRef, settings: AgentSettings,
+                 on_abuse: typing.Callable[[str], None] = lambda agent_id: None):
         super().__init__()
         self._info = info
+        self._on_abuse = on_abuse
         self._transport = transport
         self._registry = registry
         self._settings = settings
@@ -130,7 +145,11 @@ class _AgentConnection(pykka.ThreadingActor):
         self._in_flight: tuple[int, _Call] | None = None
         self._queue: collections.deque[_Call] = collections.deque()
         self._last_heard = time.monotonic()
+        # Useless frames in the current window, when it started; log lines withheld, when the next may go.
         self._garbage = 0
+        self._garbage_since = self._last_heard
+        self._unlogged = 0
+        self._next_log = 0.0
         self._ended = False
 
     def on_receive(self, message: typing.Any) -> typing.Any:
@@ -138,7 +157,8 @@ class _AgentConnection(pykka.ThreadingActor):
             self._queue.append(message)
             self._send_next()
         elif isinstance(message, _Inbound):
-            self._on_frame(message.frame)
+            if not self._ended:  # frames the reader handed over before the end are not looked at
+                self._on_frame(message.frame)
         elif isinstance(message, _Abandon):
             self._abandon(message.call)
         elif message is _TICK:
@@ -185,9 +205,8 @@ class _AgentConnection(pykka.ThreadingActor):
         except rpc.RpcError as exc:
             self._count_garbage(str(exc))
             return
-        self._garbage = 0
         if self._in_flight is None or reply.id != self._in_flight[0]:
-            log.info("agent %s: reply %d matches no waiting call (late after a timeout?)", self._info.id, reply.id)
+            self._count_garbage(f"reply (id {reply.id}) matching no waiting call (late, after a timeout?)")
             return
         _, call = self._in_flight
         self._in_flight = None
@@ -203,10 +222,23 @@ class _AgentConnection(pykka.ThreadingActor):
         self._send_next()
 
     def _count_garbage(self, what: str) -> None:
+        now = time.monotonic()
+        window = self._settings.garbage_window
+        if now - self._garbage_since >= window:
+            self._garbage, self._garbage_since = 0, now
         self._garbage += 1
-        log.warning("agent %s sent a %s; dropped", self._info.id, what)
-        if self._garbage >= self._settings.max_garbage:
-            self._end(f"{self._garbage} invalid messages in a row", close_code=POLICY_VIOLATION)
+        if self._garbage > self._settings.max_garbage:
+            self._on_abuse(self._info.id)
+            self._end(f"over {self._settings.max_garbage} useless frames within {window:g}s (the last: {what}; "
+                      f"{self._unlogged} not logged)", close_code=POLICY_VIOLATION)
+            return
+        if now < self._next_log:
+            self._unlogged += 1
+            return
+        self._next_log = now + window
+        unlogged, self._unlogged = self._unlogged, 0
+        log.warning("agent %s sent a %s; dropped%s", self._info.id, what,
+                    f" ({unlogged} more useless frames not logged since the last line)" if unlogged else "")
 
     def _abandon(self, call: _Call) -> None:
         if self._in_flight is not None and self._in_flight[1] is call:
@@ -366,6 +398,8 @@ class AgentPlane:
         self._welcomes = gevent.pool.Pool(POST_CONNECTION_CONCURRENCY)
         self._registry = _Registry.start()
         self._ticker = gevent.spawn(self._tick_forever)
+        # Agents closed for abuse, and until when (monotonic) their handshakes are refused.
+        self._cooling: dict[str, float] = {}
 
     def set_on_connected(self, hook: typing.Callable[[AgentInfo], None]) -> None:
         self._on_connected = hook
@@ -375,24 +409,49 @@ class AgentPlane:
     def serve(self, info: AgentInfo, websocket: typing.Any) -> None:
         """Run one agent connection until it ends; called from the upgraded request's greenlet."""
         transport = Transport(websocket, self.settings.max_message_bytes)
-        connection = _AgentConnection.start(info, transport, self._registry, self.settings)
+        connection = _AgentConnection.start(info, transport, self._registry, self.settings, self._penalise)
         self._registry.ask(_Register(info, connection), timeout=10)
         log.info("agent %s (%s %s) connected from %s", info.id, info.type, info.name, info.remote)
         welcome = gevent.spawn(self._welcome, info, connection)
         reason = "connection ended"
+        code = None
         try:
             while True:
                 connection.tell(_Inbound(transport.read()))
+                # A flood of frames already buffered would be read without ever waiting: take turns.
+                gevent.sleep(0)
         except TransportClosed as exc:
-            reason = str(exc)
+            reason, code = str(exc), exc.code
         except pykka.ActorDeadError:
             reason = "connection closed by Kahuna"
         finally:
             welcome.kill(block=False)
             try:
-                connection.tell(_Ended(reason))
+                # The actor sends the close frame (the reader's protocol error, or the echo of the peer's close).
+                connection.tell(_Ended(reason) if code is None else _Close(code, reason))
             except pykka.ActorDeadError:
                 pass
+            # Once this returns, gevent-websocket would write a close frame of its own and pywsgi close the
+            # socket: let the actor finish with it first, and keep the library from writing.
+            connection.actor_stopped.wait(CLOSE_WAIT)
+            websocket.closed = True
+
+    def _penalise(self, agent_id: str) -> None:
+        now = time.monotonic()
+        if len(self._cooling) > 1000:
+            self._cooling = {key: until for key, until in self._cooling.items() if until > now}
+        self._cooling[agent_id] = now + self.settings.garbage_window
+
+    def cooling_down(self, agent_id: str) -> float:
+        """Seconds during which *agent_id*, closed for abuse, is still refused (0: it is welcome)."""
+        until = self._cooling.get(agent_id)
+        if until is None:
+            return 0.0
+        left = until - time.monotonic()
+        if left <= 0:
+            del self._cooling[agent_id]
+            return 0.0
+        return left
 
     def _welcome(self, info: AgentInfo, connection: pykka.ActorRef) -> None:
         """Ask the new agent its capabilities, record them, then run the post-connection hook."""

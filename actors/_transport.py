@@ -9,6 +9,9 @@ itself:
   in Python, ~2 MB/s, blocking the hub);
 - pings and pongs are handed to the owner instead of being answered from the
   reader, so that one greenlet (the connection actor) writes to the socket;
+- the reader never writes: a protocol error it finds (an unmasked client frame,
+  reserved bits, an oversized message...) or the peer's close ends :meth:`Transport.read`
+  with a :class:`TransportClosed` carrying the close code, which the owner sends;
 - close sends the code it is given (the library's close drops it).
 
 The handler also refuses an upgrade *before* the 101 when the request is not
@@ -23,6 +26,7 @@ import struct
 import typing
 from dataclasses import dataclass
 
+from geventwebsocket.exceptions import ProtocolError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, WebSocket
 
@@ -52,7 +56,11 @@ class Frame:
 
 
 class TransportClosed(Exception):
-    pass
+    """The end of the stream. ``code``: the close frame the owner must send (None: just close the socket)."""
+
+    def __init__(self, reason: str, code: int | None = None):
+        super().__init__(reason)
+        self.code = code
 
 
 class FrameTooLarge(Exception):
@@ -74,6 +82,7 @@ class Transport:
         self._ws = websocket
         self._max = max_message_bytes
         self.closed = False
+        self._read_ended = False  # the reader met the end, or a protocol error the owner still has to answer
 
     def read(self) -> Frame:
         """The next data message or control frame; :class:`TransportClosed` at the end."""
@@ -89,8 +98,9 @@ class Transport:
                 return Frame(PONG, payload)
             if opcode == WebSocket.OPCODE_CLOSE:
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else NORMAL
-                self.close(code if code in (NORMAL, GOING_AWAY) else NORMAL)
-                raise TransportClosed(f"peer closed ({code})")
+                self._read_ended = True
+                # The owner echoes the close (RFC 6455 5.5.1).
+                raise TransportClosed(f"peer closed ({code})", code if code in (NORMAL, GOING_AWAY) else NORMAL)
             if opcode in (WebSocket.OPCODE_TEXT, WebSocket.OPCODE_BINARY):
                 if kind is not None:
                     raise self._fail(PROTOCOL_ERROR, "new message inside a fragmented one")
@@ -108,17 +118,22 @@ class Transport:
                 return Frame(kind, b"".join(parts))
 
     def _read_frame(self) -> tuple[Header, bytes]:
-        if self.closed:
+        if self.closed or self._read_ended:
             raise TransportClosed("closed")
         try:
             header = Header.decode_header(self._ws.stream)
             if header.flags:
                 raise self._fail(PROTOCOL_ERROR, "reserved bits set")
+            if not header.mask:
+                # RFC 6455 5.1: a server MUST close the connection upon receiving an unmasked frame.
+                raise self._fail(PROTOCOL_ERROR, "unmasked client frame")
             if header.length > self._max:
                 raise self._fail(MESSAGE_TOO_BIG, f"frame of {header.length} bytes")
             payload = self._ws.raw_read(header.length) if header.length else b""
         except TransportClosed:
             raise
+        except ProtocolError as exc:  # a fragmented or oversized control frame
+            raise self._fail(PROTOCOL_ERROR, str(exc)[:100]) from None
         except Exception as exc:  # socket errors, EOF, garbage headers: the library raises many kinds
             self._drop()
             raise TransportClosed(f"read failed: {exc}") from None
@@ -130,8 +145,9 @@ class Transport:
         return header, payload
 
     def _fail(self, code: int, reason: str) -> TransportClosed:
-        self.close(code, reason)
-        return TransportClosed(reason)
+        """Stop reading; the owner sends the close frame with *code* (the reader writes nothing)."""
+        self._read_ended = True
+        return TransportClosed(reason, code)
 
     # -- writes (owner only) -------------------------------------------------------
 

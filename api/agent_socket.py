@@ -5,11 +5,17 @@ refused agent gets a plain HTTP 400 or 403 (as from the Go Kahuna) and never a
 socket. The accepted connection is then served by the agent plane in the
 request's greenlet, outside Flask: a socket lives for days and needs no request
 context.
+
+A flood of handshakes must not flood the log: refusals are logged at most once per
+REFUSAL_LOG_INTERVAL, with the count of those not logged. An agent closed for
+abuse (too many useless frames) is refused with 429 until its cool-down is over.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 import typing
 
 from werkzeug.datastructures import EnvironHeaders
@@ -21,7 +27,10 @@ log = logging.getLogger(__name__)
 
 PATH = "/ws"
 _AGENT = "kahuna.agent"
-_REASONS = {400: "400 Bad Request", 403: "403 Forbidden", 503: "503 Service Unavailable"}
+_REASONS = {400: "400 Bad Request", 403: "403 Forbidden", 429: "429 Too Many Requests",
+            503: "503 Service Unavailable"}
+#: Seconds between two log lines about refused handshakes.
+REFUSAL_LOG_INTERVAL = 10.0
 
 
 class AgentSocket:
@@ -30,6 +39,8 @@ class AgentSocket:
         self.plane = plane
         # False on a passive node of an HA pair: agents must go to the active one.
         self.accepting = accepting
+        self._next_log = 0.0
+        self._unlogged = 0
 
     def gate(self, environ: dict) -> tuple[str, str] | None:
         """None to let the upgrade happen, or (status, body) to refuse it before the 101."""
@@ -40,13 +51,27 @@ class AgentSocket:
         try:
             environ[_AGENT] = self.agents.authenticate(EnvironHeaders(environ))
         except HandshakeRefused as refusal:
-            log.warning("refused agent handshake from %s: %s", environ.get("REMOTE_ADDR"), refusal.reason)
+            self._log_refusal(environ, refusal.reason)
             body = f"Bad Request: {refusal.reason}\n" if refusal.status == 400 else "Forbidden\n"
             return _REASONS[refusal.status], body
         except Exception:
             log.exception("agent handshake failed")
             return _REASONS[503], "Service Unavailable\n"
+        cooling = self.plane.cooling_down(environ[_AGENT].id)
+        if cooling:
+            self._log_refusal(environ, f"agent {environ[_AGENT].id} was closed for abuse; refused for {cooling:.0f}s")
+            return _REASONS[429], f"Too Many Requests: retry in {math.ceil(cooling)}s\n"
         return None
+
+    def _log_refusal(self, environ: dict, reason: str) -> None:
+        now = time.monotonic()
+        if now < self._next_log:
+            self._unlogged += 1
+            return
+        self._next_log = now + REFUSAL_LOG_INTERVAL
+        unlogged, self._unlogged = self._unlogged, 0
+        log.warning("refused agent handshake from %s: %s%s", environ.get("REMOTE_ADDR"), reason,
+                    f" ({unlogged} more refused since the last such line)" if unlogged else "")
 
     def __call__(self, environ: dict, start_response: typing.Callable) -> typing.Iterable[bytes]:
         websocket = environ.get("wsgi.websocket")

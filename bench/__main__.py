@@ -1,4 +1,4 @@
-"""``python -m bench [rest] [agents] [failover] [--agents N]``: run the benchmarks and print their tables."""
+"""``python -m bench [rest] [agents] [failover] [hostile] [--agents N]``: run the benchmarks and print their tables."""
 
 from gevent import monkey
 
@@ -9,7 +9,7 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import typing  # noqa: E402
 
-from bench import agents, production  # noqa: E402
+from bench import agents, hostile, production  # noqa: E402
 
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:
@@ -48,12 +48,12 @@ def measured(title: str, run: typing.Callable[[], list[tuple[str, str]]]) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     # No argparse choices: with nargs="*" Python 3.11 refuses the empty list that means "all".
-    parser.add_argument("which", nargs="*", metavar="{rest,agents,failover}",
-                        help="the benchmarks to run (all three when none is named)")
+    parser.add_argument("which", nargs="*", metavar="{rest,agents,failover,hostile}",
+                        help="the benchmarks to run (all of them when none is named)")
     parser.add_argument("--agents", type=int, default=1000, help="simulated agents to connect")
     parser.add_argument("--failover-agents", type=int, default=1000, help="agents connected during the failover")
     args = parser.parse_args()
-    benchmarks = ["rest", "agents", "failover"]
+    benchmarks = ["rest", "agents", "failover", "hostile"]
     unknown = [name for name in args.which if name not in benchmarks]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(benchmarks)}")
@@ -68,6 +68,8 @@ def main() -> None:
                  lambda: agents.run(args.agents))
     if "failover" in args.which:
         measured("Failover of the HA pair behind Caddy", lambda: production.failover(args.failover_agents))
+    if "hostile" in args.which:
+        measured("One hostile agent flooding vs the REST API (loopback, three processes)", hostile.run)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ The ISO is plain ISO9660 with the volume label ``cidata`` and the lowercase prim
 names ``user-data;1``, ``meta-data;1``, ``network-config;1`` (interchange level 4):
 the Kontroller agents' ISO reader looks for exactly ``meta-data`` and ignores Joliet
 and Rock Ridge names.
+
+Rendering and ISO building run on the hub's thread pool (:func:`kahuna.watchdog.off_hub`),
+so that an instance creation never holds the hub; templates are compiled once, when
+:class:`Templates` is made (and again when a file changes), on the hub, where Jinja's
+cache and its lock live.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import jinja2
 import pycdlib
 
 from kahuna.errors import Unprocessable
+from kahuna.watchdog import off_hub
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "cloud-init"
 DOCUMENTS = ("user-data", "meta-data", "network-config")
@@ -75,6 +81,12 @@ class Templates:
         self.environment.filters["b64encode"] = lambda text: base64.b64encode(str(text).encode()).decode()
         self.environment.filters["yaml_quote"] = lambda text: '"' + str(text).replace("\\", "\\\\").replace(
             '"', '\\"') + '"'
+        for os in OPERATING_SYSTEMS:  # compiled now rather than during a request (a few ms each)
+            for name in DOCUMENTS:
+                try:
+                    self.environment.get_template(f"{os}/{name}.j2")
+                except jinja2.TemplateError:
+                    pass  # reported by render(), with the template's name
 
     def render(self, os: str, seed: Seed) -> dict[str, bytes]:
         if os not in OPERATING_SYSTEMS:
@@ -83,14 +95,19 @@ class Templates:
         for name in DOCUMENTS:
             template_name = f"{os}/{name}.j2"
             try:
-                documents[name] = self.environment.get_template(template_name).render(seed=seed).encode()
+                template = self.environment.get_template(template_name)
+                documents[name] = off_hub(template.render, seed=seed).encode()
             except jinja2.TemplateError as exc:
                 raise Unprocessable(f"cloud-init template {self.directory / template_name} failed: {exc}") from None
         return documents
 
 
 def build_iso(documents: typing.Mapping[str, bytes]) -> bytes:
-    """A cidata ISO holding *documents* at its root."""
+    """A cidata ISO holding *documents* at its root (built on the hub's thread pool)."""
+    return off_hub(_build_iso, dict(documents))
+
+
+def _build_iso(documents: typing.Mapping[str, bytes]) -> bytes:
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=4, vol_ident="cidata")
     for name, content in documents.items():

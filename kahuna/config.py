@@ -43,6 +43,14 @@ class HttpConfig:
     maxBodyBytes: int = 1 << 20
     # A connection silent this long (a request trickled slowly, an idle keep-alive) is closed.
     idleTimeoutSeconds: float = 30.0
+    # A request's whole head (request line and headers) must arrive within this long, counted from the
+    # connection's accept (its first request) or from the first byte of the next request (keep-alive);
+    # else 408 and the connection is closed, however steadily it trickles.
+    headerTimeoutSeconds: float = 5.0
+    # Connections whose request is incomplete (head or body still arriving) may hold at most this share
+    # of maxConnections; past it the oldest incomplete one is closed, so that the rest stays for clients
+    # that send whole requests quickly.
+    incompleteRequestsShare: float = 0.5
     # Connections served at once (agents' sockets included); more wait in the backlog.
     maxConnections: int = 20000
     # On stop, requests in flight get this long to finish (idle keep-alives are not waited for beyond it).
@@ -124,6 +132,12 @@ class AgentsConfig:
     # An agent silent (not even a pong) for this long is disconnected.
     deadAfterSeconds: float = 30.0
     maxMessageBytes: int = 16 << 20
+    # Frames that are no use (replies matching no call, messages that are not JSON replies, requests,
+    # text) allowed per agent connection within garbageWindowSeconds; one more closes the connection with
+    # code 1008 (policy violation), and the agent's handshakes are refused (429) for one more window.
+    # The agent's log lines about them are at most one per window.
+    maxGarbageFrames: int = 20
+    garbageWindowSeconds: float = 10.0
     # Replay-proof handshakes: accepted clock skew, and whether the static-key handshake is refused.
     hmacWindowSeconds: int = 300
     requireHmac: bool = False
@@ -141,6 +155,14 @@ class HaConfig:
 
 
 @dataclass(frozen=True)
+class WatchdogConfig:
+    # Hub-stall watchdog (kahuna/watchdog.py): CPU work on the gevent hub without yielding for longer than
+    # thresholdMs is logged and counted in /metrics (kahuna_hub_stalls_total).
+    enabled: bool = True
+    thresholdMs: float = 10.0
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     logLevel: str = "INFO"
     publicUrl: str = "http://127.0.0.1:8080"
@@ -155,6 +177,7 @@ class GlobalConfig:
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     ha: HaConfig = field(default_factory=HaConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
 
 
 @dataclass(frozen=True)
@@ -282,8 +305,25 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"global.db.uri must be a mongodb:// URI, not {g.db.uri!r}")
     if not g.db.name:
         raise ConfigError("global.db.name must not be empty")
+    if not 0 < g.http.idleTimeoutSeconds:
+        raise ConfigError("global.http.idleTimeoutSeconds must be more than 0")
+    if not 0 < g.http.headerTimeoutSeconds:
+        raise ConfigError("global.http.headerTimeoutSeconds must be more than 0")
+    if g.http.maxConnections < 2:
+        raise ConfigError("global.http.maxConnections must be at least 2")
+    if not 0 < g.http.incompleteRequestsShare < 1:
+        raise ConfigError("global.http.incompleteRequestsShare must be more than 0 and less than 1 "
+                          "(the rest of maxConnections is kept for complete requests)")
+    if g.http.maxBodyBytes < 0:
+        raise ConfigError("global.http.maxBodyBytes must be 0 or more")
+    if g.agents.maxGarbageFrames < 1:
+        raise ConfigError("global.agents.maxGarbageFrames must be at least 1")
+    if g.agents.garbageWindowSeconds <= 0:
+        raise ConfigError("global.agents.garbageWindowSeconds must be more than 0")
     if g.ha.leaseSeconds <= 0:
         raise ConfigError("global.ha.leaseSeconds must be more than 0")
+    if g.watchdog.thresholdMs <= 0:
+        raise ConfigError("global.watchdog.thresholdMs must be more than 0")
 
 
 def _to_raw(value: typing.Any) -> typing.Any:

@@ -17,9 +17,9 @@ import secrets
 import string
 
 import bcrypt
-import gevent
 
 from kahuna.errors import Unprocessable
+from kahuna.watchdog import off_hub
 
 ALPHANUMERIC = string.ascii_letters + string.digits
 API_KEY_LENGTH = 64
@@ -155,23 +155,19 @@ class PasswordHasher:
     def __init__(self, cost: int = 12):
         self.cost = cost
         # Checked against when there is no real hash, so that the answer takes as long.
-        self._dummy_hash = bcrypt.hashpw(b"kahuna-dummy", bcrypt.gensalt(cost))
+        self._dummy_hash = off_hub(bcrypt.hashpw, b"kahuna-dummy", bcrypt.gensalt(cost))
 
     def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self.cost)
-        return _off_hub(bcrypt.hashpw, password.encode(), salt).decode()
+        return off_hub(bcrypt.hashpw, password.encode(), salt).decode()
 
     def verify(self, password: str, hashed: str | None) -> bool:
         encoded = password.encode()
         if not hashed or len(encoded) > BCRYPT_MAX_BYTES:
             # Spend the same time as a real check, so that timing does not tell a missing hash apart.
-            _off_hub(bcrypt.checkpw, b"x", self._dummy_hash)
+            off_hub(bcrypt.checkpw, b"x", self._dummy_hash)
             return False
         try:
-            return _off_hub(bcrypt.checkpw, encoded, hashed.encode())
+            return off_hub(bcrypt.checkpw, encoded, hashed.encode())
         except ValueError:
             return False
-
-
-def _off_hub(function, *args):
-    return gevent.get_hub().threadpool.apply(function, args)

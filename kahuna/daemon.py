@@ -23,6 +23,7 @@ from kahuna.services import Services, build_services
 from kahuna.services.recovery import Recovery
 from kahuna.storage import Database
 from kahuna.storage.embedded import EmbeddedFerretDB
+from kahuna.watchdog import HubWatchdog
 
 log = logging.getLogger("kahuna")
 
@@ -71,6 +72,8 @@ class Kahuna:
     lease: typing.Any = None
     embedded: EmbeddedFerretDB | None = None
     server: NoDelayWSGIServer | None = None
+    # CPU stretches without yielding on the hub (None when global.watchdog.enabled is false).
+    watchdog: HubWatchdog | None = None
     _cleaner: typing.Any = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
@@ -98,7 +101,9 @@ class Kahuna:
         metrics = Metrics()
         plane = AgentPlane(AgentSettings(ping_interval=g.agents.pingIntervalSeconds,
                                          dead_after=g.agents.deadAfterSeconds,
-                                         max_message_bytes=g.agents.maxMessageBytes),
+                                         max_message_bytes=g.agents.maxMessageBytes,
+                                         max_garbage=g.agents.maxGarbageFrames,
+                                         garbage_window=g.agents.garbageWindowSeconds),
                            observe_rpc=metrics.observe_rpc)
         services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane, Throttle())
         plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
@@ -126,8 +131,13 @@ class Kahuna:
         metrics.watch(db, lambda: [agent.type for agent in plane.connected()], is_active)
         agent_socket = AgentSocket(services.agents, plane, accepting=is_active)
         application = create_app(services, agent_socket, NodeState(is_active, metrics))
+        watchdog = None
+        if g.watchdog.enabled:
+            watchdog = HubWatchdog(g.watchdog.thresholdMs / 1000).start()
+            metrics.watch_hub(watchdog)
         kahuna = cls(config=config, db=db, services=services, application=application, plane=plane,
-                     agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease)
+                     agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease,
+                     watchdog=watchdog)
         kahuna._cleaner = gevent.spawn(_clean_up_leftovers, recovery, is_active, RECOVERY_INTERVAL)
         return kahuna
 
@@ -146,7 +156,10 @@ class Kahuna:
         self.server = NoDelayWSGIServer((address or http.address, http.port if port is None else port),
                                         self.application, log=None, error_log=log,
                                         handler_class=GatedWebSocketHandler, idle_timeout=http.idleTimeoutSeconds,
-                                        max_connections=http.maxConnections)
+                                        max_connections=http.maxConnections,
+                                        header_timeout=http.headerTimeoutSeconds,
+                                        incomplete_share=http.incompleteRequestsShare,
+                                        max_body_bytes=http.maxBodyBytes)
         self.server.upgrade_gate = self.agent_socket.gate
         self.server.start()
         log.info("serving Kowabunga API at http://%s:%d/api/v1", *self.server.address[:2])
@@ -172,3 +185,5 @@ class Kahuna:
         self.db.close()
         if self.embedded:
             self.embedded.stop()
+        if self.watchdog is not None:
+            self.watchdog.stop()

@@ -13,6 +13,7 @@ from email.utils import formataddr, make_msgid
 
 from kahuna.config import SmtpConfig
 from kahuna.errors import Unprocessable
+from kahuna.watchdog import off_hub
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,22 @@ class SmtpMailer:
 
     def __init__(self, config: SmtpConfig):
         self.config = config
+        self._context: ssl.SSLContext | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """Made once, on the thread pool: loading the CA store costs ~15 ms of CPU, which would hold the hub."""
+        if self._context is None:
+            context = off_hub(ssl.create_default_context)
+            if not self.config.verifyTls:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            self._context = context
+        return self._context
 
     def send(self, letter: Letter) -> None:
         message = render(letter, self.config.sender)
         cfg = self.config
-        context = ssl.create_default_context()
-        if not cfg.verifyTls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        context = self._tls_context() if cfg.security != "none" else None
         try:
             if cfg.security == "ssl":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeoutSeconds, context=context)

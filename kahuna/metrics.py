@@ -1,6 +1,7 @@
 """Prometheus metrics of one Kahuna process (served on ``/metrics``, not proxied by Caddy).
 
-Counters and histograms are updated where things happen (HTTP requests, agent RPCs);
+Counters and histograms are updated where things happen (HTTP requests, agent RPCs; the hub-stall
+watchdog keeps its own and is read at scrape time);
 gauges that describe state (connected agents, objects, HA role) are read at scrape
 time from their owners, so they are never stale. Each Kahuna has its own registry.
 """
@@ -49,6 +50,11 @@ class Metrics:
               is_active: typing.Callable[[], bool]) -> None:
         """Gauges read at scrape time: agents connected by type, objects by kind, HA role."""
         self.registry.register(_StateCollector(db, connected_types, is_active))
+
+    def watch_hub(self, watchdog: typing.Any) -> None:
+        """The hub-stall watchdog's metrics (kahuna/watchdog.py): kahuna_hub_stalls_total,
+        kahuna_hub_stretch_seconds, kahuna_hub_stretch_max_seconds, kahuna_hub_stall_threshold_seconds."""
+        self.registry.register(watchdog)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

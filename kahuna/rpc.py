@@ -169,6 +169,8 @@ def parse_reply(data: bytes) -> Reply:
         raise RpcError("message is not JSON") from None
     if not isinstance(message, dict) or not isinstance(message.get("id"), int) or isinstance(message["id"], bool):
         raise RpcError("message is not an RPC reply (no integer id)")
+    if "method" in message:
+        raise RpcError("message is a request, not a reply (agents do not call Kahuna)")
     error = message.get("error")
     if error is not None and not isinstance(error, str):
         error = json.dumps(error)
