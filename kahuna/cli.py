@@ -6,7 +6,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -14,7 +13,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 
 from kahuna import API_VERSION, CODENAME, __version__  # noqa: E402
-from kahuna.config import ConfigError, load  # noqa: E402
+from kahuna.config import ConfigError, load, maildir_of  # noqa: E402
 from kahuna.daemon import Kahuna, configure_logging, log  # noqa: E402
 from kahuna.storage import Database  # noqa: E402
 from kahuna.storage.embedded import EmbeddedDbError, EmbeddedFerretDB  # noqa: E402
@@ -34,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                                                  "or built-in defaults with --embedded)")
         sub.add_argument("-d", "--debug", action="store_true", help="log at DEBUG level")
         sub.add_argument("--embedded", metavar="DATA_DIR",
-                         help="use a private FerretDB (SQLite) keeping its data under DATA_DIR")
+                         help="use a private FerretDB (SQLite) keeping its data under DATA_DIR; unless the "
+                              "configuration names an SMTP server (global.smtp.host), e-mails are written to "
+                              "the maildir DATA_DIR/mail")
         return sub
 
     serve = command("serve", "serve the API, the agent socket and the metadata endpoint")
@@ -50,14 +51,22 @@ def _config(args: argparse.Namespace):
     path = args.config
     if path is None and not args.embedded:
         path = DEFAULT_CONFIG
-    config = load(path)
+    overrides: dict[str, object] = {}
+    defaults: dict[str, object] = {}
     if args.embedded:
-        g = config.global_
-        embedded = dataclasses.replace(g.db.embedded, enabled=True, dataDir=args.embedded)
-        config = config.with_overrides({"global.db.embedded": dataclasses.asdict(embedded)})
+        overrides.update({"global.db.embedded.enabled": True, "global.db.embedded.dataDir": args.embedded})
+        # The embedded default has no SMTP server: mail goes to DATA_DIR/mail, unless the file names a server.
+        defaults["global.smtp.host"] = ""
     if args.debug:
-        config = config.with_overrides({"global.logLevel": "DEBUG"})
-    return config
+        overrides["global.logLevel"] = "DEBUG"
+    return load(path, overrides=overrides, defaults=defaults)
+
+
+def _mail_destination(config) -> str:
+    smtp = config.global_.smtp
+    if smtp.host:
+        return f"sent through the SMTP server {smtp.host}:{smtp.port}"
+    return f"written to the maildir {maildir_of(config)} (no SMTP server)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(config.global_.logLevel)
     if args.command == "check-config":
         print("configuration is valid")
+        print(f"e-mails are {_mail_destination(config)}")
         return 0
     try:
         if args.command == "migrate":

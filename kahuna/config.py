@@ -83,6 +83,8 @@ class DbConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    # The SMTP server account e-mails go through. Empty: no SMTP server, each message is written as a file
+    # to a Maildir instead (see maildir_of), which only the embedded default or an explicit maildir allow.
     host: str = "127.0.0.1"
     port: int = 25
     # One of "starttls" (when offered), "ssl" (implicit TLS) or "none".
@@ -95,6 +97,9 @@ class SmtpConfig:
     # Kept as "from" in YAML, which is a Python keyword: see _FIELD_ALIASES.
     sender: str = "Kowabunga <kowabunga@localhost>"
     timeoutSeconds: float = 10.0
+    # With no SMTP server (host empty): the Maildir each message is written to; empty means
+    # <db.embedded.dataDir>/mail with the embedded database, and is refused without it.
+    maildir: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,8 +205,25 @@ def _yaml_name(attribute: str) -> str:
     return _FIELD_ALIASES.get(attribute, attribute)
 
 
-def load(path: str | os.PathLike | None, environ: typing.Mapping[str, str] | None = None) -> Config:
-    """Read the YAML file at *path* (or only defaults when None) and the environment."""
+def maildir_of(config: Config) -> str:
+    """Where mail is written when there is no SMTP server: global.smtp.maildir, else with the embedded
+    database <dataDir>/mail; "" when there is an SMTP server or nowhere to write."""
+    g = config.global_
+    if g.smtp.host:
+        return ""
+    if g.smtp.maildir:
+        return g.smtp.maildir
+    return os.path.join(g.db.embedded.dataDir, "mail") if g.db.embedded.enabled else ""
+
+
+def load(path: str | os.PathLike | None, environ: typing.Mapping[str, str] | None = None,
+         overrides: typing.Mapping[str, typing.Any] | None = None,
+         defaults: typing.Mapping[str, typing.Any] | None = None) -> Config:
+    """Read the YAML file at *path* (or only defaults when None) and the environment.
+
+    *overrides* (dotted keys: the command line's options) win over both; *defaults* replace the built-in
+    default of keys that neither sets. The result is validated after all of them.
+    """
     raw: dict = {}
     if path is not None:
         try:
@@ -218,17 +240,28 @@ def load(path: str | os.PathLike | None, environ: typing.Mapping[str, str] | Non
     for variable, dotted in ENVIRONMENT_OVERRIDES.items():
         if environ.get(variable):
             _set_dotted(raw, dotted, environ[variable])
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    for dotted, value in (defaults or {}).items():
+        _set_dotted(raw, dotted, value, only_if_unset=True)
     config = _build(Config, raw, "")
     _validate(config)
     return config
 
 
-def _set_dotted(raw: dict, dotted: str, value: typing.Any) -> None:
+def _set_dotted(raw: dict, dotted: str, value: typing.Any, only_if_unset: bool = False) -> None:
     *parents, leaf = dotted.split(".")
     node = raw
     for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
+        if node.get(key) is None:  # absent, or an empty mapping in YAML ("smtp:")
+            node[key] = {}
+        node = node[key]
+        if not isinstance(node, dict):
+            return  # refused by _build, with the key named
+    if only_if_unset:
+        node.setdefault(leaf, value)
+    else:
+        node[leaf] = value
 
 
 def _build(cls: type, raw: typing.Any, where: str) -> typing.Any:
@@ -297,6 +330,13 @@ def _validate(config: Config) -> None:
         raise ConfigError(f"global.publicUrl must start with http:// or https://, not {g.publicUrl!r}")
     if g.smtp.security not in ("starttls", "ssl", "none"):
         raise ConfigError(f"global.smtp.security must be starttls, ssl or none, not {g.smtp.security!r}")
+    if g.smtp.host and g.smtp.maildir:
+        raise ConfigError("global.smtp.maildir is set beside global.smtp.host: mail goes to one of them; empty "
+                          "global.smtp.host to write mail to the maildir, or global.smtp.maildir to send it")
+    if not g.smtp.host and not maildir_of(config):
+        raise ConfigError("global.smtp.host is empty: Kahuna has no SMTP server for the account e-mails (links, "
+                          "passwords, API keys), which production needs; name one, or set global.smtp.maildir to "
+                          "a directory where each message is written as a file instead")
     if not 0 < g.agents.pingIntervalSeconds < g.agents.deadAfterSeconds:
         raise ConfigError("global.agents.pingIntervalSeconds must be more than 0 and less than deadAfterSeconds")
     if not 4 <= g.accounts.bcryptCost <= 16:

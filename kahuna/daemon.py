@@ -16,7 +16,7 @@ import pykka
 
 from kahuna.config import Config
 from kahuna.ha import LeaseStore, node_identity
-from kahuna.mail import Mailer, SmtpMailer
+from kahuna.mail import Mailer, mailer_for
 from kahuna.metrics import Metrics
 from kahuna.server import NoDelayWSGIServer
 from kahuna.services import Services, build_services
@@ -85,6 +85,8 @@ class Kahuna:
 
         embedded = None
         g = config.global_
+        # An SMTP relay, or without one a maildir (created now: a directory that cannot be is a start-up error).
+        mailer = mailer or mailer_for(config)
         uri = g.db.uri
         if g.db.embedded.enabled:
             embedded = EmbeddedFerretDB(g.db.embedded.dataDir, g.db.embedded.ferretdb).start()
@@ -105,7 +107,7 @@ class Kahuna:
                                          max_garbage=g.agents.maxGarbageFrames,
                                          garbage_window=g.agents.garbageWindowSeconds),
                            observe_rpc=metrics.observe_rpc)
-        services = build_services(config, db, mailer or SmtpMailer(g.smtp), Serializer(), plane, Throttle())
+        services = build_services(config, db, mailer, Serializer(), plane, Throttle())
         plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
                                                                           agent.methods))
         recovery = Recovery(db, services)

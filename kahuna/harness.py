@@ -115,7 +115,8 @@ class Caddy:
 
     def __init__(self, workdir: Path, upstreams: list[int]):
         self.port = free_loopback_port()
-        webapp = workdir / "webapp"
+        # The web app's directory: tests may write more static files there (Caddy reads them per request).
+        self.webapp = webapp = workdir / "webapp"
         webapp.mkdir(exist_ok=True)
         (webapp / "index.html").write_text("<html>Kowabunga web app</html>")
         storage = workdir / "caddy"
@@ -138,6 +139,10 @@ class Caddy:
             return self.http.request("GET", self.url + path).status
         except urllib3.exceptions.HTTPError:
             return 0
+
+    def get(self, path: str, **kwargs: typing.Any) -> urllib3.BaseHTTPResponse:
+        """GET *path* through Caddy, as a browser reloading that address would."""
+        return self.http.request("GET", self.url + path, **kwargs)
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)

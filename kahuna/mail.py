@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import html
 import logging
+import mailbox
 import smtplib
 import ssl
 import typing
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from pathlib import Path
 
-from kahuna.config import SmtpConfig
+from kahuna.config import Config, ConfigError, SmtpConfig, maildir_of
 from kahuna.errors import Unprocessable
 from kahuna.watchdog import off_hub
 
 log = logging.getLogger(__name__)
+
+#: The daemon's NOTICE level (kahuna.daemon): where mail went is shown even at logLevel NOTICE.
+NOTICE = 25
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,55 @@ class SmtpMailer:
         except (OSError, smtplib.SMTPException) as exc:
             log.error("cannot send %r to %s: %s", letter.subject, letter.to, exc)
             raise Unprocessable(f"cannot send e-mail to {letter.to}: the mail relay is unavailable") from exc
+
+
+class MaildirMailer:
+    """No SMTP server (``global.smtp.host`` empty, the embedded default): each message is written as a file
+    of a Maildir (``<dir>/new/<unique name>``, what mail readers such as ``mutt -f`` open), and its path is
+    logged, so that e-mailed links, passwords and keys can be read with no mail server."""
+
+    def __init__(self, directory: str | Path, sender: str):
+        self.directory = Path(directory)
+        self.sender = sender
+        try:
+            # Messages hold passwords and API keys: the folders are the owner's only.
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for folder in ("tmp", "new", "cur"):
+                (self.directory / folder).mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the maildir {self.directory} (global.smtp.maildir): "
+                              f"{exc.strerror}") from exc
+        self._box = mailbox.Maildir(self.directory, create=False)
+        log.log(NOTICE, "no SMTP server (global.smtp.host is empty): e-mails are written to the maildir %s, "
+                        "not sent", self.directory)
+
+    def _write(self, message: EmailMessage) -> str:
+        try:
+            return self._box.add(message)
+        except mailbox.ExternalClashError:  # two messages named alike in the same microsecond: once more
+            return self._box.add(message)
+
+    def send(self, letter: Letter) -> None:
+        message = render(letter, self.sender)
+        try:
+            # A few kilobytes, but on a disk that may stall: the hub goes on meanwhile.
+            key = off_hub(self._write, message)
+        except (OSError, mailbox.Error) as exc:
+            log.error("cannot write %r to %s into the maildir %s: %s", letter.subject, letter.to, self.directory, exc)
+            raise Unprocessable(f"cannot send e-mail to {letter.to}: the maildir is not writable") from exc
+        log.log(NOTICE, "e-mail %r to %s written to %s", letter.subject, letter.to, self.directory / "new" / key)
+
+
+def mailer_for(config: Config) -> Mailer:
+    """The SMTP relay of the configuration, or without one (global.smtp.host empty) its maildir."""
+    smtp = config.global_.smtp
+    if smtp.host:
+        return SmtpMailer(smtp)
+    directory = maildir_of(config)
+    if not directory:
+        raise ConfigError("global.smtp.host is empty and there is no maildir to write mail to "
+                          "(global.smtp.maildir, or the embedded database's <dataDir>/mail)")
+    return MaildirMailer(directory, smtp.sender)
 
 
 def render(letter: Letter, sender: str) -> EmailMessage:

@@ -82,9 +82,11 @@ def create_agent(caddy: Caddy, mail_server, name: str) -> tuple[str, str]:
 def test_caddy_serves_the_api_the_web_app_and_agents_over_tls(cluster, mail_server):
     first, second, caddy = cluster
     assert caddy.http.request("GET", caddy.url + "/").data == b"<html>Kowabunga web app</html>"
+    assert_the_web_app_and_kahuna_share_the_site(caddy)
     region = k.RegionApi(api(caddy)).create_region(k.Region(name="eu-west", domain="west.example"))
     assert k.RegionApi(api(caddy)).read_region(region.id).name == "eu-west"
-    assert caddy.http.request("GET", caddy.url + "/metrics").status == 404  # not exposed through Caddy
+    metrics = caddy.get("/metrics")
+    assert metrics.status == 404 and b"kahuna_" not in metrics.data  # not exposed through Caddy
     agent_id, key = create_agent(caddy, mail_server, "kaktus-1")
     agent = SimulatedAgent(caddy.url.replace("https://", "wss://"), "Kaktus", agent_id, key, ca_file=str(caddy.ca))
     agent.connect()
@@ -96,6 +98,40 @@ def test_caddy_serves_the_api_the_web_app_and_agents_over_tls(cluster, mail_serv
                                                                                "password": "x"},
                                    headers={"X-Forwarded-For": f"203.0.113.{n}"}).status for n in range(4)]
     assert statuses == [401, 401, 401, 429]
+
+
+def assert_the_web_app_and_kahuna_share_the_site(caddy: Caddy) -> None:
+    index = b"<html>Kowabunga web app</html>"
+    (caddy.webapp / "main.js").write_text("console.log('Kowabunga');")
+    # Reloading a page of the history-routed web app (or a bookmark, a pasted link) gets index.html.
+    for page in ("/pages/projects/123", "/auth/login", "/pages/dns/www.example.com", "/pages/", "/assets"):
+        response = caddy.get(page)
+        assert (response.status, response.data) == (200, index), page
+        assert response.headers["Content-Type"].startswith("text/html"), page
+    # Real files are served as themselves; a missing asset is a 404, not HTML run as a script.
+    script = caddy.get("/main.js")
+    assert (script.status, script.data) == (200, b"console.log('Kowabunga');")
+    assert "javascript" in script.headers["Content-Type"]
+    for asset in ("/assets/missing.js", "/styles-missing.CSS", "/favicon.ico"):
+        missing = caddy.get(asset)
+        assert missing.status == 404 and index not in missing.data, asset
+    # Kahuna's paths are never shadowed: an unknown API path is its JSON 404, the agents' socket, the
+    # metadata and the e-mailed-link pages reach it.
+    nothing = caddy.get("/api/v1/nothing")
+    assert nothing.status == 404 and nothing.headers["Content-Type"].startswith("application/json")
+    assert nothing.json()["status"] == 404
+    assert caddy.get("/api").status == 404 and caddy.get("/api").data != index
+    socket = caddy.get("/ws")  # no upgrade, no credentials: Kahuna's refusal, not the web app
+    assert socket.status in (400, 401, 403, 426) and socket.data != index
+    metadata = caddy.get("/latest/meta-data")
+    assert metadata.status == 400 and metadata.headers["Content-Type"].startswith("application/json")
+    assert caddy.get("/latest/meta-data/instance-id").data != index
+    for page in ("/confirm", "/confirmForgotPassword"):
+        link = caddy.get(page, fields={"user": "u", "token": "t"})
+        assert link.status == 200 and b"<form method='post'>" in link.data, page
+    assert caddy.get("/healthz").json()["role"] == "active"
+    assert caddy.get("/healthz/active").status == 200
+    assert caddy.get("/version").data != index
 
 
 def test_kill_9_of_the_active_node_fails_over_with_nothing_lost(cpu_hogs, cluster, mail_server):
