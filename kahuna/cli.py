@@ -122,14 +122,18 @@ def _print_bootstrap_admin(kahuna: Kahuna, email: str | None, quiet: bool = Fals
 
 
 def _migrate(config) -> int:
+    import datetime
+
     g = config.global_
     embedded = EmbeddedFerretDB(g.db.embedded.dataDir, g.db.embedded.ferretdb).start() if g.db.embedded.enabled \
         else None
     db = Database(embedded.uri if embedded else g.db.uri, g.db.name, g.db.timeoutSeconds)
     try:
-        for collection, count in db.migrate().items():
-            if count:
-                print(f"{collection}: {count} document(s) upgraded")
+        # Links the Go Kahuna e-mailed and that were not followed yet keep working for their usual lifetime.
+        report = db.migrate(registration_lifetime=datetime.timedelta(hours=g.accounts.registrationLinkHours),
+                            reset_lifetime=datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes))
+        for line in report.lines():
+            print(line)
         print("database schema is up to date")
         return 0
     finally:

@@ -36,16 +36,22 @@ def test_a_legacy_go_kahuna_database_is_refused_then_migrated(db):
     db.db["project"].insert_one({"name": "p", "instance_ids": [], "team_ids": [str(team_id)], "schema_version": 2})
     with pytest.raises(SchemaError, match="kahuna migrate"):
         db.initialize()
-    upgraded = db.migrate()
-    assert upgraded["user"] == 1 and upgraded["team"] == 1 and upgraded["project"] == 1
+    report = db.migrate()
+    assert report.converted == {"user": 1, "team": 1, "project": 1}
+    assert "collection users to user" in report.renamed and "collection groups to team" in report.renamed
     user = db.db["user"].find_one({"name": "bob"})
     assert user["schema_version"] == 3 and "team_ids" not in user and "jwt" not in user
     assert user["password_hash"] == "$2a$10$abc"  # bcrypt hashes carry over: the password still works
     team = db.db["team"].find_one({"name": "ops"})
     assert team["user_ids"] == ["u1"] and "users" not in team
-    assert "instance_ids" not in db.db["project"].find_one({"name": "p"})
+    # The team's member list is kept; what disagrees with it is reported.
+    assert "team ops: user_ids lists unknown user(s) u1 (kept)" in report.warnings
+    assert any(line.startswith("user bob: its team_ids (ops) differ") for line in report.warnings)
+    project = db.db["project"].find_one({"name": "p"})
+    assert "instance_ids" not in project and project["state"] == "ready" and project["private_subnets"] == []
     assert "users" not in db.db.list_collection_names()
     db.initialize()
+    assert not db.migrate().anything_converted
 
 
 def test_a_database_from_a_newer_kahuna_is_refused(db):

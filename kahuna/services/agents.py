@@ -174,7 +174,10 @@ class AgentService:
         try:
             token = self.tokens.find_by_key(key, AGENT)
         except Unauthorized as exc:
-            raise HandshakeRefused(403, exc.reason) from None
+            # A key the Go Kahuna issued (its token converted by `kahuna migrate`): checked once, then upgraded.
+            token = self.tokens.upgrade_legacy_key(key, AGENT, agent_id)
+            if token is None:
+                raise HandshakeRefused(403, exc.reason) from None
         if token["parent_id"] != agent_id:
             raise HandshakeRefused(403, "API key of another agent")
 
@@ -188,6 +191,9 @@ class AgentService:
         token = self.tokens.token_of(AGENT, agent_id)
         if token is None or has_expired(token):
             raise HandshakeRefused(403, "agent has no valid API key")
+        if token.get("api_key_bcrypt"):
+            # Converted from the Go Kahuna: the key's digest is not known until the key is presented once.
+            raise HandshakeRefused(403, "the agent must connect once with its API key before signing handshakes")
         expected = handshake_signature(token["api_key_sha256"], agent_type, agent_id, stamp, nonce)
         if not credentials.same_secret(headers[SIGNATURE_HEADER], expected):
             raise HandshakeRefused(403, "bad handshake signature")

@@ -5,6 +5,12 @@ unique index, so finding the token of a presented key is one indexed lookup
 (the Go Kahuna bcrypt-checked every stored token). Each user or agent has at
 most one token; rotating it replaces the digest, so the old key stops working
 at once. The key itself is shown once: in the e-mail that announces it.
+
+Tokens converted from a Go Kahuna database (``kahuna migrate``) hold the Go bcrypt hash
+(``api_key_bcrypt``) and a placeholder that no key's digest equals. An agent's handshake
+names the agent, hence its one token: its key is checked against that hash once (off the
+gevent hub), then stored as its digest like any other (:meth:`TokenService.upgrade_legacy_key`).
+A user's key names nothing, so a user's converted key must be re-issued.
 """
 
 from __future__ import annotations
@@ -12,11 +18,14 @@ from __future__ import annotations
 import datetime
 import typing
 
+import bcrypt
+
 from kahuna import credentials
 from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.rpc import AgentGateway
 from kahuna.storage import Database, Document, object_id
+from kahuna.watchdog import off_hub
 
 USER = "user"
 AGENT = "agent"
@@ -136,8 +145,9 @@ class TokenService:
                 token = self.db.tokens.insert({"name": name, "description": "", "parent_type": parent_type,
                                                "parent_id": parent_id, "api_key_sha256": digest, **expiry})
             else:
-                previous = token["api_key_sha256"]
-                token = self.db.tokens.update(token["_id"], {"api_key_sha256": digest, **expiry})
+                previous = token.get("api_key_sha256")
+                token = self.db.tokens.update(token["_id"], {"api_key_sha256": digest, **expiry},
+                                              extra={"$unset": {"api_key_bcrypt": ""}})
                 self.db.api_keys.delete_many({"_id": previous})
             self.db.api_keys.insert({"_id": digest, "token_id": str(token["_id"])})
             return token
@@ -161,3 +171,31 @@ class TokenService:
         if has_expired(token):
             raise Unauthorized("API key has expired")
         return token
+
+    def upgrade_legacy_key(self, key: str, parent_type: str, parent_id: str) -> Document | None:
+        """The token of *parent_id* if it still holds a Go Kahuna bcrypt hash that *key* matches, now holding the
+        key's digest instead (None otherwise). The bcrypt check runs off the gevent hub, and only until the right
+        key has been presented once: from then on the key is found by its digest."""
+        token = self.token_of(parent_type, parent_id)
+        hashed = (token or {}).get("api_key_bcrypt")
+        if not hashed or has_expired(token) or len(key.encode()) > credentials.BCRYPT_MAX_BYTES:
+            return None
+        try:
+            if not off_hub(bcrypt.checkpw, key.encode(), hashed.encode()):
+                return None
+        except ValueError:  # not a bcrypt hash
+            return None
+        digest = credentials.digest(key)
+
+        def upgrade() -> Document | None:
+            current = self.token_of(parent_type, parent_id)
+            if current is None or current.get("api_key_sha256") == digest:
+                return current  # a handshake in parallel upgraded it first
+            if current.get("api_key_bcrypt") != hashed:
+                return None  # rotated meanwhile: the old key is void
+            if self.db.api_keys.find_one({"_id": digest}) is None:
+                self.db.api_keys.insert({"_id": digest, "token_id": str(current["_id"])})
+            return self.db.tokens.update(current["_id"], {"api_key_sha256": digest},
+                                         extra={"$unset": {"api_key_bcrypt": ""}})
+
+        return self.serializer.run(f"token:{parent_type}:{parent_id}", upgrade)

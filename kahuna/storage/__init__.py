@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pymongo
 from pymongo.errors import PyMongoError
 
@@ -82,8 +84,9 @@ class Database:
     def initialize(self) -> None:
         schema.initialize(self.db)
 
-    def migrate(self) -> dict[str, int]:
-        return schema.migrate(self.db)
+    def migrate(self, **lifetimes: typing.Any) -> schema.go_import.Report:
+        """Convert a Go Kahuna's database (see :func:`schema.migrate`); the report says what was done."""
+        return schema.migrate(self.db, **lifetimes)
 
     def setting(self, name: str, default_factory) -> str:
         """A value kept once for the whole deployment, created on first use (by whichever node is first)."""
