@@ -1,9 +1,10 @@
-# Kahuna: `make run` starts a local Kahuna, `make test` runs the whole suite.
+# Kahuna: `make run` starts a local Kahuna, `make test` runs the whole suite (the wheel and the Debian package
+# included: tests/test_packaging.py, tests/test_debian_package.py), `make wheel` and `make deb` build into dist/.
 VENV ?= .venv
 PYTHON ?= python3
 DATA ?= ./data
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench wheel deb clean
 
 install: $(VENV)/.installed .tools/bin/ferretdb .tools/.system-deps
 
@@ -29,5 +30,14 @@ test: install
 bench: install
 	$(VENV)/bin/python -m bench
 
+# Built from a clean copy of the source (scripts/source-tree), never from the work tree.
+wheel: $(VENV)/.installed
+	rm -rf dist/wheel-source && scripts/source-tree dist/wheel-source
+	$(VENV)/bin/pip wheel --quiet --no-deps --wheel-dir dist dist/wheel-source && rm -rf dist/wheel-source
+
+# Debian's tooling (dpkg-buildpackage, dh-virtualenv): dist/kahuna_<version>_<arch>.deb.
+deb: .tools/.system-deps
+	scripts/build-deb dist
+
 clean:
-	rm -rf $(VENV) .tools tools/ferretdb/vendor
+	rm -rf $(VENV) .tools tools/ferretdb/vendor dist

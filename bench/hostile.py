@@ -23,8 +23,8 @@ import urllib3
 
 from bench.agents import provision_documents
 from bench.production import MASTER_KEY, _load, _settings, cpu_seconds
-from kahuna.harness import KahunaNode
 from kahuna.storage.embedded import EmbeddedFerretDB
+from tests.harness import KahunaNode
 
 ROOT = Path(__file__).resolve().parents[1]
 

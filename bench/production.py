@@ -22,8 +22,8 @@ from pathlib import Path
 
 import urllib3
 
-from kahuna.harness import Caddy, KahunaNode, wait_until
 from kahuna.storage.embedded import EmbeddedFerretDB
+from tests.harness import Caddy, KahunaNode, wait_until
 
 MASTER_KEY = "bench-master-key-" + "x" * 40
 ADMIN = "admin@example.com"

@@ -18,7 +18,7 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 
-from kahuna.simulator import Backoff, SimulatedAgent  # noqa: E402
+from tests.simulator import Backoff, SimulatedAgent  # noqa: E402
 
 
 def main() -> int:

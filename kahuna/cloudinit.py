@@ -1,8 +1,10 @@
 """The cloud-init seed of an instance: three documents rendered from templates, written to a cidata ISO.
 
-Templates are Jinja2 files in a directory (``config/cloud-init/<os>/`` by default,
-``global.cloudinit.templates`` to use others): ``user-data.j2``, ``meta-data.j2`` and
-``network-config.j2``, one set per template OS (``linux``, ``windows``). They receive
+Templates are Jinja2 files, ``<os>/user-data.j2``, ``<os>/meta-data.j2`` and
+``<os>/network-config.j2``, one set per template OS (``linux``, ``windows``): those shipped
+in the package (``kahuna/data/cloud-init/``, loaded through importlib.resources, so that they
+are found wherever and however Kahuna is installed), or those of the directory named by
+``global.cloudinit.templates``. They receive
 the :class:`Seed` as ``seed``; a template that refers to an undefined value fails the
 instance creation with the template's name, rather than writing a truncated file.
 
@@ -23,6 +25,8 @@ import base64
 import io
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import jinja2
@@ -31,7 +35,8 @@ import pycdlib
 from kahuna.errors import Unprocessable
 from kahuna.watchdog import off_hub
 
-SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "cloud-init"
+#: The shipped templates, package data of ``kahuna`` (the loader reads them through importlib.resources).
+SHIPPED_TEMPLATES = resources.files("kahuna") / "data" / "cloud-init"
 DOCUMENTS = ("user-data", "meta-data", "network-config")
 OPERATING_SYSTEMS = ("linux", "windows")
 
@@ -71,9 +76,16 @@ class Seed:
 
 class Templates:
     def __init__(self, directory: str | Path = ""):
-        self.directory = Path(directory) if directory else SHIPPED_TEMPLATES
+        """*directory*: the operator's templates (``global.cloudinit.templates``); empty: the shipped ones."""
+        loader: jinja2.BaseLoader
+        if directory:
+            self.directory: Path | Traversable = Path(directory)
+            loader = jinja2.FileSystemLoader(str(self.directory))
+        else:
+            self.directory = SHIPPED_TEMPLATES
+            loader = jinja2.PackageLoader("kahuna", "data/cloud-init")
         self.environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(self.directory)),
+            loader=loader,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,  # noqa: S701 - YAML and scripts, not HTML

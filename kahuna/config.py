@@ -111,7 +111,7 @@ class BootstrapConfig:
 
 @dataclass(frozen=True)
 class CloudInitConfig:
-    # Directory of the cloud-init templates (<os>/user-data.j2 ...); empty: those shipped in config/cloud-init.
+    # Directory of the cloud-init templates (<os>/user-data.j2 ...); empty: those shipped in the package.
     templates: str = ""
 
 

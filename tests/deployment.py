@@ -15,8 +15,8 @@ import urllib3
 
 from kahuna.config import Config
 from kahuna.daemon import Kahuna
-from kahuna.simulator import SimulatedAgent
 from tests.mailserver import MailServer, fact_in, link_in
+from tests.simulator import SimulatedAgent
 
 MASTER_KEY = "m" * 8 + secrets.token_hex(16)
 ADMIN_EMAIL = "ops@example.com"

@@ -1,5 +1,5 @@
 """The simulated platform of :mod:`tests.topology`, served by a real ``kahuna serve`` process
-(:class:`kahuna.harness.KahunaNode`) instead of an in-process Kahuna: for tests that kill the node.
+(:class:`tests.harness.KahunaNode`) instead of an in-process Kahuna: for tests that kill the node.
 
 :class:`NodePlatform` has what :func:`tests.topology.build` uses of a
 :class:`tests.deployment.Deployment` (``admin`` and ``simulated_agent``), so the same
@@ -17,11 +17,11 @@ import kowabunga as k
 import pymongo
 from bson import ObjectId
 
-from kahuna.harness import KahunaNode, wait_until
-from kahuna.simulator import Backoff, SimulatedAgent
 from tests import topology
 from tests.deployment import ADMIN_EMAIL, MASTER_KEY
+from tests.harness import KahunaNode, wait_until
 from tests.mailserver import MailServer, fact_in
+from tests.simulator import Backoff, SimulatedAgent
 
 AGENT_BACKOFF = {"initial": 0.1, "cap": 0.5}
 
@@ -29,8 +29,10 @@ AGENT_BACKOFF = {"initial": 0.1, "cap": 0.5}
 class NodePlatform:
     """A ``kahuna serve`` on *db_name* (in the FerretDB at *db_uri*), and the agents simulated for it."""
 
-    def __init__(self, workdir: Path, db_uri: str, db_name: str, mail: MailServer):
+    def __init__(self, workdir: Path, db_uri: str, db_name: str, mail: MailServer, **node: typing.Any):
+        """*node*: more arguments of every :class:`KahunaNode` (``command`` and ``cwd``: an installed Kahuna)."""
         self.workdir = workdir
+        self.node_arguments = node
         self.db_uri = db_uri
         self.db_name = db_name
         self.mail = mail
@@ -44,7 +46,7 @@ class NodePlatform:
             "accounts": {"bcryptCost": 4},
             "http": {"shutdownGraceSeconds": 0.1},
         }
-        self.node = KahunaNode(workdir, "node-0", self.settings)
+        self.node = KahunaNode(workdir, "node-0", self.settings, **node)
         self.mongo = pymongo.MongoClient(db_uri, serverSelectionTimeoutMS=10000)
         self.db = self.mongo[db_name]
 
@@ -92,7 +94,8 @@ class NodePlatform:
     def restart(self) -> KahunaNode:
         """A new ``kahuna serve`` on the same database, configuration and port (where the agents dial)."""
         self.generation += 1
-        self.node = KahunaNode(self.workdir, f"node-{self.generation}", self.settings, port=self.node.port)
+        self.node = KahunaNode(self.workdir, f"node-{self.generation}", self.settings, port=self.node.port,
+                               **self.node_arguments)
         return self.node
 
     def connected_agents(self) -> dict[str, float]:

@@ -12,8 +12,8 @@ import urllib3
 from kahuna import rpc
 from kahuna.errors import AgentCallFailed, AgentDisconnected, AgentTimeout, AgentUnavailable
 from kahuna.services.agents import signed_headers
-from kahuna.simulator import HandshakeFailed, SimulatedAgent
 from tests.deployment import ADMIN_EMAIL, Deployment, expect_error
+from tests.simulator import HandshakeFailed, SimulatedAgent
 
 NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
 

@@ -23,7 +23,7 @@ def test_check_config_names_the_faulty_key(tmp_path):
     result = kahuna("check-config", "-c", str(bad))
     assert result.returncode == 2
     assert "unknown configuration key global.http.prot" in result.stderr
-    good = kahuna("check-config", "-c", "config/kahuna.yml")
+    good = kahuna("check-config", "-c", "kahuna/data/kahuna.yml")
     assert good.returncode == 0, good.stderr
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from kahuna.config import ConfigError, load
 
-SAMPLE = Path(__file__).parents[1] / "config" / "kahuna.yml"
+SAMPLE = Path(__file__).parents[1] / "kahuna" / "data" / "kahuna.yml"
 
 
 def write(tmp_path, text):

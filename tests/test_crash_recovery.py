@@ -34,9 +34,9 @@ import kowabunga as k
 import pytest
 from bson import ObjectId
 
-from kahuna.harness import wait_until
-from kahuna.simulator import Backoff
+from tests.harness import wait_until
 from tests.process_platform import AGENT_BACKOFF, NodePlatform, build
+from tests.simulator import Backoff
 
 pytestmark = pytest.mark.slow
 

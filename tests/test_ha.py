@@ -11,8 +11,8 @@ import kowabunga as k
 import pytest
 
 from kahuna.ha import LeaseStore
-from kahuna.harness import CpuHogs
 from tests.deployment import Deployment, expect_error
+from tests.harness import CpuHogs
 
 # Long enough for a loaded machine: the active renews every 2 s and stays active 4.5 s after each
 # renewal, so a process starved for 2.5 s keeps its role (kahuna/ha.py explains the timing).

@@ -19,8 +19,8 @@ import pytest
 
 from actors import _agents
 from kahuna import config, rpc
-from kahuna.simulator import HandshakeFailed, SimulatedAgent
 from tests.deployment import MASTER_KEY, Deployment
+from tests.simulator import HandshakeFailed, SimulatedAgent
 
 NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
 GARBAGE_LIMIT = 50
@@ -422,7 +422,7 @@ def test_the_limits_are_validated(tmp_path, key, value):
 
 
 def test_the_sample_configuration_shows_the_defaults():
-    sample = config.load(Path(__file__).resolve().parents[1] / "config" / "kahuna.yml", environ={}).global_
+    sample = config.load(Path(__file__).resolve().parents[1] / "kahuna" / "data" / "kahuna.yml", environ={}).global_
     defaults = config.Config().global_
     for section, name in (("http", "headerTimeoutSeconds"), ("http", "incompleteRequestsShare"),
                           ("agents", "maxGarbageFrames"), ("agents", "garbageWindowSeconds")):

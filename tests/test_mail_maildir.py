@@ -172,7 +172,7 @@ def test_check_config_refuses_a_production_configuration_without_smtp(tmp_path):
     assert accepted.returncode == 0, accepted.stderr
     assert f"written to the maildir {tmp_path / 'mail'}" in accepted.stdout
     # The sample names an SMTP server.
-    sample = kahuna("check-config", "-c", "config/kahuna.yml")
+    sample = kahuna("check-config", "-c", "kahuna/data/kahuna.yml")
     assert sample.returncode == 0 and "sent through the SMTP server 127.0.0.1:25" in sample.stdout
 
 

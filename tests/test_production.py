@@ -13,10 +13,10 @@ from pathlib import Path
 import kowabunga as k
 import pytest
 
-from kahuna.harness import ROOT, Caddy, CpuHogs, KahunaNode, wait_until
-from kahuna.simulator import Backoff, SimulatedAgent
 from tests.deployment import ADMIN_EMAIL, MASTER_KEY
+from tests.harness import ROOT, Caddy, CpuHogs, KahunaNode, wait_until
 from tests.mailserver import fact_in
+from tests.simulator import Backoff, SimulatedAgent
 
 # Long enough for a loaded machine (the HA tests run beside two CPU hogs): renewals every 2 s, and a
 # node stays active 4.5 s after each one (kahuna/ha.py explains the timing).

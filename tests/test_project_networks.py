@@ -3,9 +3,9 @@
 import kowabunga as k
 import pytest
 
-from kahuna.simulator import SimulatedAgent
 from tests import topology
 from tests.deployment import expect_error
+from tests.simulator import SimulatedAgent
 
 WEST_KIWIS = ("kiwi-west-1", "kiwi-west-2")
 ALL_KIWIS = (*WEST_KIWIS, "kiwi-east-1")

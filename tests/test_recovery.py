@@ -9,9 +9,9 @@ import kowabunga as k
 import pytest
 from bson import ObjectId
 
-from kahuna.harness import wait_until
 from kahuna.services.recovery import FAILED, Recovery
 from tests import topology
+from tests.harness import wait_until
 from tests.test_compute import GIB, host, kompute, stored
 
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from kahuna import cloudinit
-from kahuna.simulator import SimulatedAgent
 from tests import topology
 from tests.deployment import expect_error
+from tests.simulator import SimulatedAgent
 from tests.test_compute import GIB, host
 
 WEST_ZONES = ("a", "b")

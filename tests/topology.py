@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import kowabunga as k
 
-from kahuna.simulator import SimulatedAgent
 from tests.deployment import Deployment
+from tests.simulator import SimulatedAgent
 
 
 @dataclass

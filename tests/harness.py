@@ -31,8 +31,14 @@ def wait_until(condition: typing.Callable[[], bool], timeout: float, what: str, 
 class KahunaNode:
     """``kahuna serve`` with a generated configuration (*settings* are merged into ``global``)."""
 
-    def __init__(self, workdir: Path, name: str, settings: dict[str, typing.Any], port: int | None = None):
-        """*port*: listen there (a node restarted where its agents and clients expect it); a free one if None."""
+    def __init__(self, workdir: Path, name: str, settings: dict[str, typing.Any], port: int | None = None,
+                 command: typing.Sequence[str] = (sys.executable, "-m", "kahuna.cli"), cwd: Path = ROOT):
+        """*port*: listen there (a node restarted where its agents and clients expect it); a free one if None.
+        *command*: the ``kahuna`` command to run (``serve -c FILE`` is appended), by default this interpreter's
+        ``python -m kahuna.cli`` in the repository (*cwd*); e.g. ``[venv / "bin" / "kahuna"]`` and a *cwd* outside
+        the repository to run an installed Kahuna."""
+        self.command = [str(part) for part in command]
+        self.cwd = cwd
         self.name = name
         self.port = port or free_loopback_port()
         self.config = workdir / f"{name}.yml"
@@ -40,8 +46,8 @@ class KahunaNode:
         merged["http"] = {**settings.get("http", {}), "address": "127.0.0.1", "port": self.port}
         self.config.write_text(yaml.safe_dump({"global": merged}))
         self.log = open(workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "-m", "kahuna.cli", "serve", "-c", str(self.config)],
-                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.process = subprocess.Popen([*self.command, "serve", "-c", str(self.config)],
+                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = urllib3.PoolManager(retries=False, timeout=5)
         wait_until(lambda: self.answers() or self.process.poll() is not None, 60, f"{name} up", interval=0.1)
