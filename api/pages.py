@@ -25,7 +25,8 @@ def _page(body: str, status: int = 200) -> Response:
     return Response(_PAGE.format(body=body), status=status, mimetype="text/html")
 
 
-def _link_page(title: str, button: str, action) -> Response:
+def _link_page(title: str, button: str, action,
+               done: str = "Done. Your password has been sent to you by e-mail.") -> Response:
     user_id = request.values.get("user", "")
     token = request.values.get("token", "")
     if request.method == "GET":
@@ -43,7 +44,7 @@ def _link_page(title: str, button: str, action) -> Response:
         action(user_id, token)
     except InvalidLink as exc:
         return _page(f"<p>{html.escape(str(exc).capitalize())}.</p>", 403)
-    return _page("<p>Done. Your password has been sent to you by e-mail.</p>")
+    return _page(f"<p>{html.escape(done)}</p>")
 
 
 @blp.route("/confirm", methods=["GET", "POST"])
@@ -56,6 +57,13 @@ def confirm_registration() -> Response:
 def confirm_password_reset() -> Response:
     return _link_page("Confirm the renewal of your Kowabunga password.", "Send me a new password",
                       services().users.confirm_password_reset)
+
+
+@blp.route("/confirmEmail", methods=["GET", "POST"])
+def confirm_email_change() -> Response:
+    return _link_page("Confirm the new e-mail address of your Kowabunga account.", "Confirm this address",
+                      services().users.confirm_email_change,
+                      done="Done. This address is now your Kowabunga account's e-mail address.")
 
 
 @blp.route("/version")

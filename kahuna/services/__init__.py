@@ -111,10 +111,10 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Ser
     compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
-                    access=access_control, agents=agents, regions=RegionService(db, serializer), zones=ZoneService(db, serializer),
+                    access=access_control, agents=agents, regions=RegionService(db, serializer, dns), zones=ZoneService(db, serializer),
                     kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns, serializer), pools=pools,
                     nfs=NfsService(db, serializer),
                     templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,
                     adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,
                     kylos=KyloService(db, projects, pools), kawaiis=KawaiiService(*compute),
-                    konveys=KonveyService(*compute), metadata=MetadataService(db, pricing))
+                    konveys=KonveyService(*compute), metadata=MetadataService(db, pricing, limiter))

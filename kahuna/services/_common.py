@@ -109,9 +109,18 @@ def clear_default(documents, parent_id: str, field: str, child_id: str) -> None:
     documents.collection.update_one({"_id": ObjectId(parent_id), field: child_id}, {"$set": {field: ""}})
 
 
-def owned_ids(documents, projects, project_id: str | None) -> list[str]:
-    """Every id of a kind of project-owned object, or those of one project (404 for an unknown project)."""
+def owned_ids(documents, projects, project_id: str | None, **scope: typing.Any) -> list[str]:
+    """Every id of a kind of project-owned object, or those of one project (404 for an unknown project), in
+    the *scope* given (e.g. ``region_id=...``: only those of that region)."""
     if project_id is None:
-        return documents.ids()
+        return documents.ids(scope or None)
     projects.get(project_id)
-    return documents.ids({"project_id": project_id})
+    return documents.ids({"project_id": project_id, **scope})
+
+
+def in_zone(db: Database, zone_id: str) -> Document:
+    """A query on Komputes and Konveys for those with a VM in zone *zone_id* (404 for an unknown zone)."""
+    db.zones.get(zone_id)
+    instance_ids = db.instances.ids({"zone_id": zone_id})
+    kompute_ids = db.komputes.ids({"instance_id": {"$in": instance_ids}})
+    return {"instance_ids": instance_ids, "kompute_ids": kompute_ids}

@@ -8,6 +8,12 @@ changed: the agents that had applied it are rolled back. When a Kiwi agent
 connects it is sent ``Reload`` with every record it serves, then each record
 again with ``CreateDnsRecord``: the Go agents' ``Reload`` keys its records wrongly
 and wipes the others, so only the replay makes names resolve.
+
+Domains belong to one tenant: a project's domain neither equals nor lies within or
+above another project's domain or a region's domain (409), decided in the one owner
+of all domains (``domains``) with the insert that claims it; a region record does not
+land inside a project's domain. So no project can publish names in another's zone,
+and deleting a project never takes a zone that another project or a region uses.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import re
 import typing
 
 from kahuna import network, rpc
-from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Unprocessable
+from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import Owners, insert_child, insert_owned
 from kahuna.storage import Database, Document
@@ -28,8 +34,28 @@ HOST_LABELS = re.compile(r"^(\*|[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?)(\
                          r"[a-zA-Z0-9])?)*$")
 
 
+#: The owner of every DNS domain (projects' and regions'): taken before any object's owner (KEY_ORDER).
+DOMAINS_KEY = "domains"
+
+
 def _kiwi(name: str) -> rpc.Method:
     return rpc.method(rpc.KIWI, name)
+
+
+def normalized(domain: str) -> str:
+    """A DNS name as the Kiwis compare it: case-insensitive, with or without its final dot."""
+    return (domain or "").strip().rstrip(".").lower()
+
+
+def within(name: str, domain: str) -> bool:
+    """*name* is *domain* or a name under it."""
+    name, domain = normalized(name), normalized(domain)
+    return bool(domain) and (name == domain or name.endswith("." + domain))
+
+
+def overlap(one: str, other: str) -> bool:
+    """Either domain is the other or lies under it."""
+    return within(one, other) or within(other, one)
 
 
 class DnsService:
@@ -69,6 +95,49 @@ class DnsService:
             return [record["region_id"]]
         return self.db.projects.get(record["project_id"]).get("region_ids", [])
 
+    # -- who owns which domain ---------------------------------------------------------------
+
+    def claim_project_domain(self, domain: str, insert: typing.Callable[[], Document]) -> Document:
+        """Run *insert* (which writes the project holding *domain*) if no project or region already holds a
+        domain that equals it or lies within or above it; 409 otherwise. Decided in the ``domains`` owner,
+        so two projects created at once cannot both take overlapping domains."""
+        def check_then_insert() -> Document:
+            self.check_project_domain(domain)
+            return insert()
+
+        if not domain:
+            return insert()
+        return self.owners.run(DOMAINS_KEY, check_then_insert)
+
+    def check_project_domain(self, domain: str, project_id: str = "") -> None:
+        """409 if *domain* overlaps the domain of a project (other than *project_id*) or of a region. The reason
+        names only the domain asked for: other tenants' projects are not the caller's to know."""
+        for project in self.db.projects.find({"domain": {"$nin": ["", None]}}, projection={"domain": 1}):
+            if str(project["_id"]) != project_id and overlap(domain, project["domain"]):
+                raise Conflict(f"domain {domain} is not available: it is, or lies within or above, the domain "
+                               f"of another project")
+        for region in self.db.regions.find({"domain": {"$nin": ["", None]}}, projection={"domain": 1}):
+            if overlap(domain, region["domain"]):
+                raise Conflict(f"domain {domain} is not available: it is, or lies within or above, the domain "
+                               f"of a region")
+
+    def check_region_domain(self, domain: str) -> None:
+        """409 if a region's *domain* would overlap a project's (for region creation and updates, in the
+        ``domains`` owner)."""
+        for project in self.db.projects.find({"domain": {"$nin": ["", None]}}, projection={"domain": 1}):
+            if overlap(domain, project["domain"]):
+                raise Conflict(f"domain {domain} is not available: it is, or lies within or above, the domain "
+                               f"of a project")
+
+    def _shared_zone(self, project: Document) -> bool:
+        """Another project or a region uses the very zone of *project* (left from before domains were
+        exclusive): deleting *project* must not take it from them."""
+        domain = normalized(project.get("domain", ""))
+        others = self.db.projects.find({"domain": {"$nin": ["", None]}, "_id": {"$ne": project["_id"]}},
+                                       projection={"domain": 1})
+        regions = self.db.regions.find({"domain": {"$nin": ["", None]}}, projection={"domain": 1})
+        return any(normalized(other["domain"]) == domain for other in [*others, *regions])
+
     # -- project zones ---------------------------------------------------------------------
 
     def create_zone(self, project: Document) -> None:
@@ -85,6 +154,9 @@ class DnsService:
         """The project's zone off every Kiwi of its regions; AgentUnavailable (nothing done) while one is away,
         since a Kiwi that reconnects is not told which zones to forget."""
         if not project.get("domain"):
+            return
+        if self._shared_zone(project):
+            log.warning("DNS zone %s kept: another project or a region uses it too", project["domain"])
             return
         targets = self._targets(project.get("region_ids", []))
         for agent_id, result in self.gateway.broadcast(targets, _kiwi("DeleteDnsZone"),
@@ -110,19 +182,30 @@ class DnsService:
 
     def create(self, parent_field: str, parent: Document, domain: str, name: str, description: str,
                addresses: list[str]) -> Document:
-        if not domain or not network.DOMAIN.match(domain):
+        if not domain or not network.DOMAIN.match(domain) or normalized(domain) != normalized(parent.get("domain")):
             raise Unprocessable(f"the record's parent has no valid DNS domain ({domain!r})")
         addresses = self._checked(name, addresses)
+        fqdn = f"{name}.{normalized(domain)}"
+        if not within(fqdn, domain) or len(fqdn) > 253:
+            raise Unprocessable(f"invalid DNS name {name!r}: {name}.{domain} must be a name of {domain}")
         parent_id = str(parent["_id"])
         # Stored first: the unique (domain, name) index refuses a duplicate before any agent hears of it.
         fields = {"region_id": parent_id if parent_field == "region_id" else "", "name": name,
                   "description": description, "domain": domain, "addresses": addresses}
         conflict = f"{name}.{domain} already exists"
         if parent_field == "project_id":
+            # Within the project's domain, which no other project or region overlaps.
             record = insert_owned(self.owners, self.db, parent_id, self.db.records, fields, conflict)
         else:
-            record = insert_child(self.owners, "region", self.db.regions, parent_id, self.db.records,
-                                  {**fields, "project_id": ""}, conflict=conflict)
+            def check_then_insert() -> Document:
+                # In the owner of all domains: no project can take a domain around the name meanwhile.
+                if any(within(fqdn, project["domain"]) for project in
+                       self.db.projects.find({"domain": {"$nin": ["", None]}}, projection={"domain": 1})):
+                    raise Conflict(f"{name}.{domain} lies within the domain of a project")
+                return insert_child(self.owners, "region", self.db.regions, parent_id, self.db.records,
+                                    {**fields, "project_id": ""}, conflict=conflict)
+
+            record = self.owners.run(DOMAINS_KEY, check_then_insert)
         params = {"Domain": domain, "Entry": name, "Addresses": addresses}
         try:
             self._apply(self._targets(self._regions_of(record)), "CreateDnsRecord", params,

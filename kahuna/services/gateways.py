@@ -21,10 +21,11 @@ from bson import ObjectId
 from kahuna import ports, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import CREATING, DELETING, READY, insert_owned, owned_ids
+from kahuna.services._common import CREATING, DELETING, READY, in_zone, insert_owned, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
 from kahuna.services.komputes import KomputeService
+from kahuna.services.names import check_name
 from kahuna.services.networks import AdapterService
 from kahuna.services.projects import ProjectService
 from kahuna.services.volumes import VolumeService
@@ -144,7 +145,11 @@ class _Services:
 class KawaiiService(_Services):
     collection = "kawaii"
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, region_id: str | None = None) -> list[str]:
+        """The project's Kawaiis, or the one of a region."""
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return owned_ids(self.db.kawaiis, self.projects, project_id, region_id=region_id)
         return owned_ids(self.db.kawaiis, self.projects, project_id)
 
     def get(self, kawaii_id: str) -> Document:
@@ -167,8 +172,11 @@ class KawaiiService(_Services):
         own = {entry["value"] for entry in project.get("private_subnets", [])}
         for peering in peerings or []:
             subnet = self.db.subnets.get(peering["subnet"]) if ObjectId.is_valid(peering["subnet"]) else None
-            if subnet is None or not subnet["private"] or str(subnet["_id"]) in own:
-                raise Unprocessable(f"VPC peering subnet {peering['subnet']!r} must be another private subnet")
+            # Another private subnet of the region (a shared service's), never one given to another project.
+            if subnet is None or not subnet["private"] or str(subnet["_id"]) in own \
+                    or subnet.get("project_id") not in ("", None, str(project["_id"])):
+                raise Unprocessable(f"VPC peering subnet {peering['subnet']!r} must be another private subnet, "
+                                    f"not a project's")
             forced = CEPH_PORTS if subnet.get("application") == "ceph" else ""
             checked.append({"subnet": str(subnet["_id"]), "region_id": subnet["region_id"],
                             "policy": _choice(peering.get("policy"), POLICIES, "drop", "policy"),
@@ -185,6 +193,8 @@ class KawaiiService(_Services):
         zones = sorted(self.db.zones.find({"region_id": region_id}), key=lambda z: z["name"])
         if not zones:
             raise Unprocessable(f"region {region['name']} has no zone")
+        for zone in zones:  # the VMs' names, made of the project's, the region's and the zone's
+            check_name(f"kawaii-{project['name']}-{region['name']}-{zone['name']}", "Kawaii VM")
         public = self.komputes.public_subnet(region_id)
         private = self.projects.private_subnet(project, region_id)
         self._image(region_id)
@@ -339,7 +349,15 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 class KonveyService(_Services):
     collection = "konvey"
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, region_id: str | None = None,
+                 zone_id: str | None = None) -> list[str]:
+        """The project's Konveys, or those of a region, or those with a VM in a zone."""
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return owned_ids(self.db.konveys, self.projects, project_id, region_id=region_id)
+        if zone_id is not None:
+            return owned_ids(self.db.konveys, self.projects, project_id,
+                             kompute_ids={"$in": in_zone(self.db, zone_id)["kompute_ids"]})
         return owned_ids(self.db.konveys, self.projects, project_id)
 
     def get(self, konvey_id: str) -> Document:
@@ -382,7 +400,9 @@ class KonveyService(_Services):
         count = 2 if fields.get("failover", True) else 1
         placements = (zones * count)[:count]
         endpoints = self._endpoints(fields["endpoints"])
-        name = fields.get("name") or project["name"]
+        name = check_name(fields.get("name") or project["name"], "Konvey")
+        for index, zone in enumerate(placements, 1):  # the VMs' names
+            check_name(f"konvey-{name}-{zone['name']}-{index}", "Konvey VM")
         private = self.projects.private_subnet(project, region_id)
         self._image(region_id)
         konvey = insert_owned(

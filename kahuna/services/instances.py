@@ -35,6 +35,7 @@ from kahuna.rpc import AgentGateway, InstanceAction
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.dns import DnsService
+from kahuna.services.names import check_name
 from kahuna.services.networks import AdapterService
 from kahuna.services.projects import ProjectService
 from kahuna.services.storage_pools import PoolService
@@ -52,12 +53,9 @@ POWER_ACTIONS = {
 }
 
 
-def check_hostname(name: str) -> str:
-    if not (1 <= len(name) <= 63) or not all(c.isascii() and (c.isalnum() or c == "-") for c in name) \
-            or name.startswith("-") or name.endswith("-"):
-        raise Unprocessable(f"invalid instance name {name!r}: expected a host name (letters, digits and '-', "
-                            f"at most 63 characters, not starting or ending with '-')")
-    return name
+def check_hostname(name: str, what: str = "instance") -> str:
+    """An instance's name is its libvirt domain and its DNS label (see :mod:`kahuna.services.names`)."""
+    return check_name(name, what)
 
 
 @dataclass(frozen=True)
@@ -118,7 +116,11 @@ class InstanceService:
 
     # -- reads -------------------------------------------------------------------------
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, zone_id: str | None = None) -> list[str]:
+        """The project's instances, or those of one of its zones."""
+        if zone_id is not None:
+            self.db.zones.get(zone_id)
+            return owned_ids(self.db.instances, self.projects, project_id, zone_id=zone_id)
         return owned_ids(self.db.instances, self.projects, project_id)
 
     def get(self, instance_id: str) -> Document:
@@ -147,12 +149,16 @@ class InstanceService:
         return zone
 
     def _check_adapter_usable(self, project: Document, adapter_id: str) -> None:
+        # Reasons name the id the caller sent, never what it names: the adapter may be another project's.
         adapter = self.db.adapters.get(adapter_id)
         subnet = self.db.subnets.get(adapter["subnet_id"])
-        if subnet["private"] and subnet.get("project_id") != str(project["_id"]):
-            raise Unprocessable(f"adapter {adapter['name']} is on a private subnet of another project")
+        # An adapter made for a Kawaii or Konvey (its virtual address) is that service's, whatever the subnet.
+        made_for_service = bool(adapter.get("made_for")) and not self.db.instances.exists(
+            {"_id": ObjectId(adapter["made_for"])} if ObjectId.is_valid(adapter["made_for"]) else {"_id": None})
+        if (subnet["private"] and subnet.get("project_id") != str(project["_id"])) or made_for_service:
+            raise Unprocessable(f"adapter {adapter_id} cannot be used by this project")
         if self.db.instances.exists({"adapter_ids": adapter_id}):
-            raise Conflict(f"adapter {adapter['name']} is already plugged in an instance")
+            raise Conflict(f"adapter {adapter_id} is already plugged in an instance")
 
     def _check_volume_usable(self, project_id: str, volume_id: str) -> None:
         volume = self.db.volumes.get(volume_id)

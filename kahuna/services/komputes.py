@@ -9,9 +9,10 @@ import typing
 from bson import ObjectId
 
 from kahuna.errors import Unprocessable
-from kahuna.services._common import owned_ids
+from kahuna.services._common import in_zone, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan
+from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
 from kahuna.services.volumes import OS, RAW, VolumeService
 from kahuna.storage import Database, Document
@@ -24,7 +25,11 @@ class KomputeService:
         self.instances = instances
         self.volumes = volumes
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, zone_id: str | None = None) -> list[str]:
+        """The project's Komputes, or those of one of its zones (where their instance is)."""
+        if zone_id is not None:
+            return owned_ids(self.db.komputes, self.projects, project_id,
+                             instance_id={"$in": in_zone(self.db, zone_id)["instance_ids"]})
         return owned_ids(self.db.komputes, self.projects, project_id)
 
     def get(self, kompute_id: str) -> Document:
@@ -73,6 +78,7 @@ class KomputeService:
 
     def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any], pool_id: str | None,
                template_id: str | None, public: bool) -> Document:
+        check_name(fields["name"], "Kompute")  # its instance's, hence its domain's and host's name
         project = self.projects.get(project_id)
         zone = self.instances.zone_of_project(project, zone_id)
         pool = self.volumes.pool_of_region(zone["region_id"], pool_id)

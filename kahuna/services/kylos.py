@@ -10,7 +10,7 @@ import typing
 from kahuna.errors import AgentCallFailed, Conflict, Unprocessable
 from kahuna.services._common import CREATING, child_of, owned_ids, live_project
 from kahuna.services._undo import Undo
-from kahuna.services.instances import check_hostname
+from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
 from kahuna.services.storage_pools import PoolService
 from kahuna.storage import Database, Document
@@ -26,7 +26,11 @@ class KyloService:
         self.projects = projects
         self.pools = pools
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, region_id: str | None = None) -> list[str]:
+        """The project's Kylo shares, or those of a region."""
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return owned_ids(self.db.kylos, self.projects, project_id, region_id=region_id)
         return owned_ids(self.db.kylos, self.projects, project_id)
 
     def get(self, kylo_id: str) -> Document:
@@ -51,13 +55,13 @@ class KyloService:
                 "Backends": nfs["backends"], "Port": nfs["port"]}
 
     def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any], nfs_id: str | None) -> Document:
+        name = check_name(fields["name"], "share")  # its subvolume's and export's name
         project = self.projects.get(project_id)
         region = self.db.regions.get(region_id)
         nfs_id = nfs_id or region.get("defaults", {}).get("nfs_id")
         if not nfs_id:
             raise Unprocessable(f"region {region['name']} has no NFS storage: create one, or name one with ?nfsId")
         nfs = child_of(self.db.nfs, nfs_id, "region_id", region_id)
-        name = check_hostname(fields["name"])
         access, protocols = self._sharing(fields)
         subnet = self.projects.private_subnet(project, region_id)
         pool = self.pools.get(nfs["storage_pool_id"])

@@ -5,39 +5,77 @@ A VM names itself with two headers, ``X-Kowabunga-Instance-Id`` and
 ``kw-meta`` send). Both must designate the same instance; anything else is "no such
 instance", whichever part was wrong. The keys and their nesting are those the
 Kontroller agents' templates read (Go Kahuna's ``InstanceMetadata``).
+
+The pair is the only credential, and anyone who reaches the endpoint may try it: ids
+cannot be guessed (:class:`kahuna.storage.documents.ObjectIds`), and a client address
+that failed :data:`FAILURES_PER_SOURCE` times within :data:`WINDOW_SECONDS` is refused
+with 429 (each attempt counted before it is checked, given back when it names an
+instance). Failures are logged, a few lines a minute at most.
 """
 
 from __future__ import annotations
 
+import logging
 import typing
 
 from bson import ObjectId
 
 from kahuna.costs import Pricing
-from kahuna.errors import BadRequest, NotFound
+from kahuna.errors import BadRequest, NotFound, TooManyRequests
+from kahuna.services.throttling import AttemptLimiter, LogBudget, SourceGuard
 from kahuna.storage import Database, Document
+
+log = logging.getLogger(__name__)
 
 GIB = 1024**3
 MASTER, BACKUP = 150, 100
 
+#: Failed look-ups a client address may make per window before it is refused (429).
+FAILURES_PER_SOURCE = 20
+WINDOW_SECONDS = 600
+#: Log lines about failed look-ups, per minute, at most.
+LOG_LINES_PER_MINUTE = 10
+
 
 class MetadataService:
-    def __init__(self, db: Database, pricing: Pricing):
+    def __init__(self, db: Database, pricing: Pricing, limiter: AttemptLimiter | None = None):
         self.db = db
         self.pricing = pricing
+        self.guard = SourceGuard(limiter, "instance metadata", FAILURES_PER_SOURCE, WINDOW_SECONDS) \
+            if limiter is not None else None
+        self.log_budget = LogBudget(limiter, "instance metadata", LOG_LINES_PER_MINUTE, 60) \
+            if limiter is not None else None
 
-    def _instance(self, instance_id: str, source_ip: str) -> Document:
+    def _log(self, message: str, *args: typing.Any) -> None:
+        if self.log_budget is None or self.log_budget.allow():
+            log.warning(message + " (at most %d such lines a minute)", *args, LOG_LINES_PER_MINUTE)
+
+    def _instance(self, instance_id: str, source_ip: str, client: str) -> Document:
         if not instance_id or not source_ip:
             raise BadRequest("send X-Kowabunga-Instance-Id and X-Kowabunga-Source-Ip")
+        if self.guard is not None:
+            try:
+                self.guard.reserve(client)
+            except TooManyRequests:
+                self._log("instance metadata: client %s refused (429) after %d failed look-ups",
+                          client, FAILURES_PER_SOURCE)
+                raise
         address = source_ip.split(":")[0] if source_ip.count(":") == 1 else source_ip
         instance = self.db.instances.find_one({"_id": ObjectId(instance_id)}) if ObjectId.is_valid(instance_id) else None
-        if instance is None or not instance.get("local_ip") or instance["local_ip"] != address \
-                or instance.get("state") != "ready":
+        if instance is None or not instance.get("local_ip") or instance["local_ip"] != address:
+            self._log("instance metadata: failed look-up from client %s (instance id %.40r, address %.40r)",
+                      client, instance_id, source_ip)
+            raise NotFound("no instance has this id and address")
+        # The pair is right (not a guess), even if the instance is not ready yet: the attempt is given back.
+        if self.guard is not None:
+            self.guard.succeeded(client)
+        if instance.get("state") != "ready":
             raise NotFound("no instance has this id and address")
         return instance
 
-    def for_instance(self, instance_id: str, source_ip: str) -> dict[str, typing.Any]:
-        instance = self._instance(instance_id, source_ip)
+    def for_instance(self, instance_id: str, source_ip: str, client: str = "") -> dict[str, typing.Any]:
+        """The profile of the instance named by the pair, for a request from *client* (its address)."""
+        instance = self._instance(instance_id, source_ip, client)
         project = self.db.projects.get(instance["project_id"])
         zone = self.db.zones.get(instance["zone_id"])
         region = self.db.regions.get(instance["region_id"])

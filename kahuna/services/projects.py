@@ -10,6 +10,7 @@ from kahuna.errors import Conflict, Forbidden, NotFound, QuotaExceeded, Unproces
 from kahuna.network import DOMAIN, expand_ranges
 from kahuna.services._common import CREATING, DELETING, FAILED, READY, live_project
 from kahuna.services.dns import DnsService
+from kahuna.services.names import check_name
 from kahuna.services.networks import SubnetService
 from kahuna.services.teams import TeamService
 from kahuna.storage import Database, Document
@@ -140,13 +141,16 @@ class ProjectService:
     # -- writes --------------------------------------------------------------------
 
     def create(self, identity: Identity, fields: dict[str, typing.Any], subnet_size: int | None) -> Document:
+        check_name(fields["name"], "project")  # part of its Kawaii VMs' names
         domain = fields.get("domain") or ""
-        if domain and not DOMAIN.match(domain):
+        if domain and (not DOMAIN.match(domain) or len(domain) > 253):
             raise Unprocessable(f"invalid domain name {domain!r}: expected a name such as project.acme.com")
         team_ids = self.db.teams.existing_ids(fields["team_ids"])
         region_ids = self.db.regions.existing_ids(fields["region_ids"])
         self._require_own_team(identity, team_ids)
-        project = self.db.projects.insert({
+        # The domain is checked free and taken in one step, in the owner of all domains (409 if another
+        # project or a region holds it, or a domain within or above it).
+        project = self.dns.claim_project_domain(domain, lambda: self.db.projects.insert({
             "name": fields["name"],
             "description": fields.get("description", ""),
             "domain": domain,
@@ -163,7 +167,7 @@ class ProjectService:
             "reserved_vrrp_ids": [],
             # Until its networks and DNS zone exist; crash recovery undoes a project left so.
             "state": CREATING,
-        })
+        }))
         # Reserve the networks, then create the DNS zone; on any failure undo all of it.
         try:
             networks = self._reserve_networks(project, region_ids, subnet_size or DEFAULT_SUBNET_SIZE)
@@ -202,6 +206,8 @@ class ProjectService:
 
     def _update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
         project = live_project(self.db, project_id)
+        if fields["name"] != project["name"]:
+            check_name(fields["name"], "project")
         quotas = {**NO_QUOTAS, **(fields.get("quotas") or {})}
         if quotas != {**NO_QUOTAS, **project.get("quotas", {})} and not identity.is_super_admin:
             raise Forbidden("only a superAdmin can change a project's quotas")

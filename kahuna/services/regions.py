@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kahuna.services._common import Owners, child_of, delete_if_childless, insert_child
+from kahuna.services.dns import DnsService
 from kahuna.storage import Database, Document
 
 REGION_CHILDREN = (("zone", "region_id", "zones"), ("kiwi", "region_id", "Kiwis"),
@@ -11,10 +12,12 @@ REGION_CHILDREN = (("zone", "region_id", "zones"), ("kiwi", "region_id", "Kiwis"
 
 
 class RegionService:
-    def __init__(self, db: Database, owners: Owners):
+    def __init__(self, db: Database, owners: Owners, dns: DnsService):
         self.db = db
-        # A region's children are inserted, and the region deleted, in its owner (``region:<id>``).
+        # A region's children are inserted, and the region deleted, in its owner (``region:<id>``); its domain
+        # is chosen in the owner of every domain (``domains``), where projects choose theirs.
         self.owners = owners
+        self.dns = dns
 
     def list_ids(self) -> list[str]:
         return self.db.regions.ids()
@@ -23,11 +26,20 @@ class RegionService:
         return self.db.regions.get(region_id)
 
     def create(self, name: str, description: str, domain: str) -> Document:
-        return self.db.regions.insert({"name": name, "description": description, "domain": domain,
-                                       "defaults": {"pool_id": "", "nfs_id": ""}})
+        def insert() -> Document:
+            self.dns.check_region_domain(domain)
+            return self.db.regions.insert({"name": name, "description": description, "domain": domain,
+                                           "defaults": {"pool_id": "", "nfs_id": ""}})
+
+        return self.owners.run("domains", insert)
 
     def update(self, region_id: str, name: str, description: str, domain: str) -> Document:
-        return self.db.regions.update(region_id, {"name": name, "description": description, "domain": domain})
+        def change() -> Document:
+            if domain != self.get(region_id).get("domain"):
+                self.dns.check_region_domain(domain)
+            return self.db.regions.update(region_id, {"name": name, "description": description, "domain": domain})
+
+        return self.owners.run("domains", change)
 
     def delete(self, region_id: str) -> None:
         delete_if_childless(self.owners, self.db, "region", self.db.regions, region_id, "region", REGION_CHILDREN)

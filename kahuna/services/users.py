@@ -4,12 +4,17 @@ Creation: a superAdmin creates the account, disabled; the user follows the
 e-mailed link, which enables it and e-mails a server-generated password.
 Recovery: a request (by e-mail address, or for a user id) e-mails a link; the
 link, followed, e-mails a new server-generated password and ends every session.
+A change of address (``PUT /user/{id}`` with another ``email``, by the user or by a
+superAdmin alike) e-mails a link to the new address and a notice to the current one;
+the account keeps its current address, for logins and resets, until the link is
+followed.
 Links are single-use and expire. Nothing here tells whether an address exists.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import typing
 import urllib.parse
 
@@ -24,8 +29,11 @@ from kahuna.services.throttling import Guard
 from kahuna.services.tokens import USER, Serializer, TokenService
 from kahuna.storage import Database, Document, utcnow
 
+log = logging.getLogger(__name__)
+
 REGISTRATION = "registration"
 PASSWORD_RESET = "password_reset"
+EMAIL_CHANGE = "email_change"
 
 
 def normalize_email(address: str) -> str:
@@ -48,12 +56,17 @@ class UserService:
         # superAdmin remains, in the one owner of all superAdmins (``superadmins``).
         self.serializer = serializer
         self.reset_guard = reset_guard
+        # Mails to an address someone typed: as many as reset mails, per address and per account asking.
+        self.change_guard = Guard(reset_guard.limiter, "e-mail change", reset_guard.per_account,
+                                  reset_guard.per_source, reset_guard.window)
         self.mailer = mailer
         self.hasher = hasher
         self.sessions = sessions
         self.tokens = tokens
         self.public_url = public_url.rstrip("/")
-        self.lifetimes = {REGISTRATION: registration_lifetime, PASSWORD_RESET: reset_lifetime}
+        # A new address is confirmed like a new account's: within the registration link's lifetime.
+        self.lifetimes = {REGISTRATION: registration_lifetime, PASSWORD_RESET: reset_lifetime,
+                          EMAIL_CHANGE: registration_lifetime}
 
     # -- reads -------------------------------------------------------------------
 
@@ -72,21 +85,25 @@ class UserService:
             conflict="a user with the same name or e-mail address already exists",
         )
         try:
-            link = self._issue_link(user, REGISTRATION, "/confirm")
-            self.mailer.send(Letter(
-                to=user["email"],
-                subject="Welcome to Kowabunga !",
-                intro="Welcome to Kowabunga ! We're very excited to have you on board. "
-                      "Confirm your account and your password will be e-mailed to you.",
-                facts=(("Name", name), ("Role", str(role)),
-                       ("Email Notifications", "Enabled" if notifications else "Disabled")),
-                action=("Confirm your account", link),
-            ))
+            self._welcome(user)
         except BaseException:
             # Without the e-mail the account could never be confirmed: do not keep it.
             self.db.users.delete(user["_id"])
             raise
         return self.db.users.get(user["_id"])
+
+    def _welcome(self, user: Document) -> None:
+        """The registration link, to the account's address."""
+        link = self._issue_link(user, REGISTRATION, "/confirm")
+        self.mailer.send(Letter(
+            to=user["email"],
+            subject="Welcome to Kowabunga !",
+            intro="Welcome to Kowabunga ! We're very excited to have you on board. "
+                  "Confirm your account and your password will be e-mailed to you.",
+            facts=(("Name", user["name"]), ("Role", str(user["role"])),
+                   ("Email Notifications", "Enabled" if user.get("notifications") else "Disabled")),
+            action=("Confirm your account", link),
+        ))
 
     def ensure_bootstrap_admin(self, email: str, name: str = "admin") -> tuple[Document, str] | None:
         """The first superAdmin, enabled at once, when there is no user at all; returns it with its password."""
@@ -161,9 +178,9 @@ class UserService:
             fields["enabled"] = True
         self.serializer.run(f"user:{user_id}", self.db.users.update, user_id, fields)
 
-    def _issue_link(self, user: Document, purpose: str, path: str) -> str:
+    def _issue_link(self, user: Document, purpose: str, path: str, **extra: typing.Any) -> str:
         token = credentials.generate_link_token()
-        link = {"digest": credentials.digest(token), "expires_at": utcnow() + self.lifetimes[purpose]}
+        link = {"digest": credentials.digest(token), "expires_at": utcnow() + self.lifetimes[purpose], **extra}
         self.serializer.run(f"user:{user['_id']}", self.db.users.update, user["_id"], {purpose: link})
         query = urllib.parse.urlencode({"user": str(user["_id"]), "token": token})
         return f"{self.public_url}{path}?{query}"
@@ -191,8 +208,13 @@ class UserService:
 
     def update(self, identity: Identity, user_id: str, name: str, email: str, role: Role,
                description: str = "", notifications: bool = False) -> Document:
-        fields = {"name": name, "description": description, "email": normalize_email(email), "role": str(role),
-                  "notifications": notifications}
+        """Everything but the address changes at once; another address is only asked for (see
+        :meth:`request_email_change`), and the account answered still shows its current one."""
+        address = normalize_email(email)
+        if address != self.db.users.get(user_id)["email"]:
+            # Counted before anything changes: past the limit, the whole update is refused (429).
+            self.change_guard.reserve(address, f"user:{user_id}")
+        fields = {"name": name, "description": description, "role": str(role), "notifications": notifications}
 
         def change() -> Document:
             user = self.db.users.get(user_id)
@@ -203,7 +225,77 @@ class UserService:
             return self.db.users.update(user_id, fields,
                                         conflict="a user with the same name or e-mail address already exists")
 
-        return self.serializer.run_all(("superadmins", f"user:{user_id}"), change)
+        user = self.serializer.run_all(("superadmins", f"user:{user_id}"), change)
+        if address != user["email"]:
+            self.request_email_change(user, address)
+        return user
+
+    # -- change of address ----------------------------------------------------------------
+
+    def request_email_change(self, user: Document, address: str) -> None:
+        """E-mail a link to *address* and a notice to the current address; the account keeps the current one
+        until the link is followed. An address that another account has gets a notice instead of a link, and
+        the caller is told nothing different (no account enumeration)."""
+        current = user["email"]
+        hours = int(self.lifetimes[EMAIL_CHANGE].total_seconds() // 3600)
+        taken = self.db.users.find_one({"email": address}) is not None
+        try:
+            if taken:
+                self.mailer.send(Letter(
+                    to=address, subject="Your address and Kowabunga",
+                    intro="Someone asked to use this address for a Kowabunga account, but an account uses it "
+                          "already: nothing was changed. If you did not expect this, you can ignore this e-mail."))
+            else:
+                link = self._issue_link(user, EMAIL_CHANGE, "/confirmEmail", address=address)
+                self.mailer.send(Letter(
+                    to=address, subject="Confirm your new Kowabunga e-mail address",
+                    intro=f"A change of the e-mail address of the Kowabunga account {user['name']} to this address "
+                          f"was asked for. Confirm it within {hours} hours and this address becomes the account's.",
+                    facts=(("Name", user["name"]), ("New address", address)),
+                    action=("Confirm this address", link)))
+            self.mailer.send(Letter(
+                to=current, subject="Your Kowabunga e-mail address is about to change",
+                intro=f"A change of the e-mail address of your Kowabunga account to {address} was asked for. It "
+                      f"takes effect only once confirmed from {address}, within {hours} hours; until then, this "
+                      f"address stays your account's. If you did not ask for it, change your password and "
+                      f"tell your administrator.",
+                facts=(("Name", user["name"]), ("New address", address))))
+        except BaseException:
+            # Unannounced, the change must not be confirmable either.
+            self.serializer.run(f"user:{user['_id']}", self._drop_link, str(user["_id"]), EMAIL_CHANGE, address)
+            raise
+
+    def confirm_email_change(self, user_id: str, token: str) -> None:
+        """The link to the new address, followed: in the user's owner, use it up and take the address (the
+        unique index refuses one that another account took meanwhile); then tell both addresses."""
+        def apply() -> tuple[str, Document]:
+            user, link = self._consume_link(user_id, token, EMAIL_CHANGE)
+            try:
+                changed = self.db.users.update(user_id, {"email": link["address"]})
+            except Conflict:
+                raise InvalidLink("this address is now used by another account") from None
+            return user["email"], changed
+
+        previous, user = self.serializer.run(f"user:{user_id}", apply)
+        for to, intro in ((user["email"], "This address is now the e-mail address of your Kowabunga account."),
+                          (previous, f"The e-mail address of your Kowabunga account is now {user['email']}: "
+                                     f"this address no longer receives its e-mails. If you did not ask for it, "
+                                     f"tell your administrator.")):
+            try:
+                self.mailer.send(Letter(to=to, subject="Your Kowabunga e-mail address has changed", intro=intro,
+                                        facts=(("Name", user["name"]),)))
+            except Exception as exc:  # noqa: BLE001 - the change is made; the notices are a courtesy
+                log.warning("notice of the address change of user %s not sent: %s", user_id, exc)
+        if not user.get("enabled") and user.get("password_hash") is None:
+            # Not confirmed yet: its welcome went to the old address; the new one gets it now.
+            try:
+                self._welcome(user)
+            except Exception as exc:  # noqa: BLE001 - a superAdmin can re-create the account
+                log.warning("welcome of user %s not sent to its new address: %s", user_id, exc)
+
+    def _drop_link(self, user_id: str, purpose: str, address: str) -> None:
+        if (self.db.users.get(user_id).get(purpose) or {}).get("address") == address:
+            self.db.users.update(user_id, extra={"$unset": {purpose: ""}})
 
     def delete(self, user_id: str) -> None:
         def remove() -> None:

@@ -17,6 +17,7 @@ import typing
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of
 from kahuna.services._undo import Undo
+from kahuna.services.names import check_name
 from kahuna.services.projects import BILLED_VOLUME_TYPES, ProjectService
 from kahuna.services.storage_pools import PoolService
 from kahuna.storage import Database, Document
@@ -34,11 +35,15 @@ class VolumeService:
 
     # -- reads ---------------------------------------------------------------------
 
-    def list_ids(self, project_id: str | None = None) -> list[str]:
+    def list_ids(self, project_id: str | None = None, region_id: str | None = None) -> list[str]:
+        """The project's volumes (its instances' seeds are not volumes of the API), or those of a region."""
         query: dict[str, typing.Any] = {"type": {"$in": list(BILLED_VOLUME_TYPES)}}
         if project_id is not None:
             self.projects.get(project_id)
             query["project_id"] = project_id
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            query["region_id"] = region_id
         return self.db.volumes.ids(query)
 
     def get(self, volume_id: str) -> Document:
@@ -109,6 +114,7 @@ class VolumeService:
 
     def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any], pool_id: str | None,
                template_id: str | None) -> Document:
+        check_name(fields["name"], "volume", label=False)  # its RBD image's name
         project = self.projects.get(project_id)
         self.db.regions.get(region_id)
         if region_id not in project.get("region_ids", []):

@@ -1,7 +1,7 @@
 """One collection of Kahuna documents, with the conventions every object shares.
 
-Every document has ``_id`` (an ObjectId whose hex form is the API ``id``),
-``created_at``, ``updated_at`` and ``schema_version``. References to other
+Every document has ``_id`` (an ObjectId that cannot be guessed, see :class:`ObjectIds`,
+whose hex form is the API ``id``), ``created_at``, ``updated_at`` and ``schema_version``. References to other
 objects are stored as hex strings, as the API shows them. Each write touches one
 document atomically (FerretDB v1 has no multi-document transactions), and
 uniqueness is enforced by unique indexes, never by a read before the write.
@@ -10,6 +10,10 @@ uniqueness is enforced by unique indexes, never by a read before the write.
 from __future__ import annotations
 
 import datetime
+import secrets
+import struct
+import threading
+import time
 import typing
 
 import pymongo
@@ -28,6 +32,45 @@ def utcnow() -> datetime.datetime:
     # BSON keeps milliseconds; truncating here makes a value read back equal to the one written.
     now = datetime.datetime.now(datetime.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class ObjectIds:
+    """New ``_id`` values: valid ObjectIds, in creation order, that cannot be guessed from their neighbours.
+
+    A driver ObjectId is a timestamp, a per-process value and a counter: the id of an object made
+    between two of yours is one of one or two candidates. Here the first 4 bytes are still the
+    creation second (index locality, the driver's ``generation_time``), and the 8 others a value
+    that starts at a random point below 2**56 each second and climbs by a random step of 1 to
+    2**48, all drawn from :mod:`secrets`. A client that saw the ids made just before and just after
+    an object still has about 2**48 candidates for it (2**56 for the first of a second), while
+    sorting by ``_id`` still gives the creation order, which Kahuna relies on ("the first subnet",
+    disk order, lists). Ids only go up: a second that fills up (some 100,000 ids), or a clock that
+    goes back, borrows the next second.
+    """
+
+    START_BITS = 56
+    STEP_BITS = 48
+
+    def __init__(self, clock: typing.Callable[[], float] = time.time):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._second = 0
+        self._low = 0
+
+    def new(self) -> ObjectId:
+        with self._lock:  # no greenlet switch inside: plain arithmetic
+            second = int(self._clock())
+            step = 1 + secrets.randbits(self.STEP_BITS)
+            if second <= self._second and self._low + step < 1 << 64:
+                second, low = self._second, self._low + step
+            else:
+                second, low = max(second, self._second + 1), secrets.randbits(self.START_BITS)
+            self._second, self._low = second, low
+        return ObjectId(struct.pack(">IQ", second & 0xFFFFFFFF, low))
+
+
+#: The one source of new ids of the process (sessions, API key digests and nonces bring their own ``_id``).
+new_object_id = ObjectIds().new
 
 
 def is_duplicate_key(error: OperationFailure) -> bool:
@@ -101,7 +144,7 @@ class Documents:
 
     def insert(self, fields: Document, conflict: str | None = None) -> Document:
         now = utcnow()
-        doc = {"_id": ObjectId(), **fields, "created_at": now, "updated_at": now, "schema_version": self.schema_version}
+        doc = {"_id": new_object_id(), **fields, "created_at": now, "updated_at": now, "schema_version": self.schema_version}
         try:
             self.collection.insert_one(doc)
         except OperationFailure as exc:
