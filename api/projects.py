@@ -104,8 +104,7 @@ class ProjectRegionVolumes(MethodView):
     @blp.operation("ListProjectRegionVolumes")
     @blp.ids_response()
     def get(self, projectId, regionId):
-        services().regions.get(regionId)
-        return services().volumes.list_ids(projectId)
+        return services().volumes.list_ids(projectId, region_id=regionId)
 
 
 @blp.route("/project/<projectId>/zone/<zoneId>/instance")
@@ -122,8 +121,7 @@ class ProjectZoneInstances(MethodView):
     @blp.operation("ListProjectZoneInstances")
     @blp.ids_response()
     def get(self, projectId, zoneId):
-        services().zones.get(zoneId)
-        return services().instances.list_ids(projectId)
+        return services().instances.list_ids(projectId, zone_id=zoneId)
 
 
 @blp.route("/project/<projectId>/zone/<zoneId>/kompute")
@@ -143,8 +141,7 @@ class ProjectZoneKomputes(MethodView):
     @blp.operation("ListProjectZoneKomputes")
     @blp.ids_response()
     def get(self, projectId, zoneId):
-        services().zones.get(zoneId)
-        return services().komputes.list_ids(projectId)
+        return services().komputes.list_ids(projectId, zone_id=zoneId)
 
 
 @blp.route("/project/<projectId>/region/<regionId>/kylo")
@@ -153,8 +150,7 @@ class ProjectRegionKylo(MethodView):
     @blp.arguments(NfsQuerySchema, location="query")
     @blp.ids_response()
     def get(self, _query, projectId, regionId):
-        services().regions.get(regionId)
-        return services().kylos.list_ids(projectId)
+        return services().kylos.list_ids(projectId, region_id=regionId)
 
     @blp.operation("CreateProjectRegionKylo")
     @blp.arguments(NfsQuerySchema, location="query")
@@ -180,8 +176,7 @@ class ProjectRegionKawaiis(MethodView):
     @blp.operation("ListProjectRegionKawaiis")
     @blp.ids_response()
     def get(self, projectId, regionId):
-        services().regions.get(regionId)
-        return services().kawaiis.list_ids(projectId)
+        return services().kawaiis.list_ids(projectId, region_id=regionId)
 
 
 @blp.route("/project/<projectId>/region/<regionId>/konvey")
@@ -198,8 +193,7 @@ class ProjectRegionKonveys(MethodView):
     @blp.operation("ListProjectRegionKonveys")
     @blp.ids_response()
     def get(self, projectId, regionId):
-        services().regions.get(regionId)
-        return services().konveys.list_ids(projectId)
+        return services().konveys.list_ids(projectId, region_id=regionId)
 
 
 @blp.route("/project/<projectId>/zone/<zoneId>/konvey")
@@ -216,5 +210,4 @@ class ProjectZoneKonveys(MethodView):
     @blp.operation("ListProjectZoneKonveys")
     @blp.ids_response()
     def get(self, projectId, zoneId):
-        services().zones.get(zoneId)
-        return services().konveys.list_ids(projectId)
+        return services().konveys.list_ids(projectId, zone_id=zoneId)
