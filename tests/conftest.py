@@ -10,6 +10,7 @@ import os  # noqa: E402
 import pytest  # noqa: E402
 
 from kahuna.storage.embedded import EmbeddedFerretDB, free_loopback_port  # noqa: E402
+from tests import topology  # noqa: E402
 from tests.deployment import Deployment  # noqa: E402
 from tests.mailserver import MailServer  # noqa: E402
 
@@ -38,3 +39,9 @@ def deployment(ferretdb, mail_server):
     running = Deployment.start(ferretdb.uri, name, mail_server)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def platform(deployment):
+    """The simulated topology of tests/topology.py with an OS template per region (modules may override it)."""
+    return topology.build(deployment, with_templates=True)

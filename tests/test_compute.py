@@ -10,15 +10,9 @@ import pytest
 import yaml
 
 from kahuna import cloudinit
-from tests import topology
 from tests.deployment import expect_error
 
 GIB = 1024**3
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
 
 
 @pytest.fixture

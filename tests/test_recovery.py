@@ -10,14 +10,8 @@ import pytest
 from bson import ObjectId
 
 from kahuna.services.recovery import FAILED, Recovery
-from tests import topology
 from tests.harness import wait_until
 from tests.test_compute import GIB, host, kompute, stored
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
 
 
 @pytest.fixture

@@ -6,13 +6,7 @@ from __future__ import annotations
 import kowabunga as k
 import pytest
 
-from tests import topology
 from tests.test_compute import GIB, kompute
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
 
 
 @pytest.fixture

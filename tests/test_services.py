@@ -11,17 +11,11 @@ import pytest
 import yaml
 
 from kahuna import cloudinit
-from tests import topology
 from tests.deployment import expect_error
 from tests.simulator import SimulatedAgent
 from tests.test_compute import GIB, host
 
 WEST_ZONES = ("a", "b")
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
 
 
 @pytest.fixture
