@@ -27,7 +27,8 @@ from kahuna.services.projects import ProjectService
 from kahuna.services.sessions import SessionService
 from kahuna.services.teams import TeamService
 from kahuna.services.throttling import AttemptLimiter, Guard
-from kahuna.services.tokens import Serializer, TokenService
+from kahuna.services._common import Owners
+from kahuna.services.tokens import TokenService
 from kahuna.services.users import UserService
 from kahuna.services.volumes import VolumeService
 from kahuna.storage import Database
@@ -40,7 +41,7 @@ class Services:
     config: Config
     db: Database
     mailer: Mailer
-    serializer: Serializer
+    serializer: Owners
     gateway: AgentGateway
     hasher: PasswordHasher
     sessions: SessionService
@@ -70,7 +71,7 @@ class Services:
     metadata: MetadataService
 
 
-def build_services(config: Config, db: Database, mailer: Mailer, serializer: Serializer,
+def build_services(config: Config, db: Database, mailer: Mailer, serializer: Owners,
                    gateway: AgentGateway, limiter: AttemptLimiter) -> Services:
     g = config.global_
     accounts = g.accounts

@@ -118,9 +118,7 @@ def owned_ids(documents, projects, project_id: str | None, **scope: typing.Any) 
     return documents.ids({"project_id": project_id, **scope})
 
 
-def in_zone(db: Database, zone_id: str) -> Document:
-    """A query on Komputes and Konveys for those with a VM in zone *zone_id* (404 for an unknown zone)."""
+def instance_ids_in_zone(db: Database, zone_id: str) -> list[str]:
+    """The instances of zone *zone_id*, which Komputes and Konvey VMs are (404 for an unknown zone)."""
     db.zones.get(zone_id)
-    instance_ids = db.instances.ids({"zone_id": zone_id})
-    kompute_ids = db.komputes.ids({"instance_id": {"$in": instance_ids}})
-    return {"instance_ids": instance_ids, "kompute_ids": kompute_ids}
+    return db.instances.ids({"zone_id": zone_id})

@@ -21,7 +21,7 @@ from bson import ObjectId
 from kahuna import ports, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import CREATING, DELETING, READY, in_zone, insert_owned, owned_ids
+from kahuna.services._common import CREATING, DELETING, READY, insert_owned, instance_ids_in_zone, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
 from kahuna.services.komputes import KomputeService
@@ -356,8 +356,8 @@ class KonveyService(_Services):
             self.db.regions.get(region_id)
             return owned_ids(self.db.konveys, self.projects, project_id, region_id=region_id)
         if zone_id is not None:
-            return owned_ids(self.db.konveys, self.projects, project_id,
-                             kompute_ids={"$in": in_zone(self.db, zone_id)["kompute_ids"]})
+            vms = self.db.komputes.ids({"instance_id": {"$in": instance_ids_in_zone(self.db, zone_id)}})
+            return owned_ids(self.db.konveys, self.projects, project_id, kompute_ids={"$in": vms})
         return owned_ids(self.db.konveys, self.projects, project_id)
 
     def get(self, konvey_id: str) -> Document:

@@ -9,7 +9,7 @@ import typing
 from bson import ObjectId
 
 from kahuna.errors import Unprocessable
-from kahuna.services._common import in_zone, owned_ids
+from kahuna.services._common import instance_ids_in_zone, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan
 from kahuna.services.names import check_name
@@ -29,7 +29,7 @@ class KomputeService:
         """The project's Komputes, or those of one of its zones (where their instance is)."""
         if zone_id is not None:
             return owned_ids(self.db.komputes, self.projects, project_id,
-                             instance_id={"$in": in_zone(self.db, zone_id)["instance_ids"]})
+                             instance_id={"$in": instance_ids_in_zone(self.db, zone_id)})
         return owned_ids(self.db.komputes, self.projects, project_id)
 
     def get(self, kompute_id: str) -> Document:

@@ -13,7 +13,6 @@ from kahuna import network
 from kahuna.errors import Conflict, Unprocessable
 from kahuna.services._common import (Owners, child_of, clear_default, delete_if_childless, insert_child,
                                      refuse_if_children, set_default_if_none)
-from kahuna.services.tokens import Serializer
 from kahuna.storage import Database, Document
 
 MAX_VLAN = 4094
@@ -73,7 +72,7 @@ class VNetService:
 
 
 class SubnetService:
-    def __init__(self, db: Database, serializer: Serializer):
+    def __init__(self, db: Database, serializer: Owners):
         self.db = db
         # Which private subnet goes to which project is decided in the region's owner
         # (``region-subnets:<id>``): two projects never get the same one.
@@ -180,7 +179,7 @@ class SubnetService:
 
 
 class AdapterService:
-    def __init__(self, db: Database, serializer: Serializer):
+    def __init__(self, db: Database, serializer: Owners):
         self.db = db
         self.serializer = serializer
 

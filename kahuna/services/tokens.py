@@ -24,6 +24,7 @@ from kahuna import credentials
 from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.rpc import AgentGateway
+from kahuna.services._common import Owners
 from kahuna.storage import Database, Document, object_id
 from kahuna.watchdog import off_hub
 
@@ -31,10 +32,6 @@ USER = "user"
 AGENT = "agent"
 #: WebSocket close code sent to an agent whose key was rotated or revoked.
 KEY_REVOKED = 4001
-
-
-class Serializer(typing.Protocol):
-    def run(self, key: str, function: typing.Callable[..., typing.Any], *args: typing.Any) -> typing.Any: ...
 
 
 def has_expired(token: Document, today: datetime.date | None = None) -> bool:
@@ -59,7 +56,7 @@ def _expiry(expire: bool, expiration_date: datetime.date | None) -> dict[str, ty
 
 
 class TokenService:
-    def __init__(self, db: Database, mailer: Mailer, serializer: Serializer, admin_email: str,
+    def __init__(self, db: Database, mailer: Mailer, serializer: Owners, admin_email: str,
                  agents: AgentGateway):
         self.db = db
         self.mailer = mailer

@@ -26,7 +26,8 @@ from kahuna.errors import Conflict, Forbidden, NotFound, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.services.sessions import SessionService
 from kahuna.services.throttling import Guard
-from kahuna.services.tokens import USER, Serializer, TokenService
+from kahuna.services._common import Owners
+from kahuna.services.tokens import USER, TokenService
 from kahuna.storage import Database, Document, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class InvalidLink(Exception):
 class UserService:
     def __init__(self, db: Database, mailer: Mailer, hasher: credentials.PasswordHasher, sessions: SessionService,
                  tokens: TokenService, public_url: str, registration_lifetime: datetime.timedelta,
-                 reset_lifetime: datetime.timedelta, reset_guard: Guard, serializer: Serializer):
+                 reset_lifetime: datetime.timedelta, reset_guard: Guard, serializer: Owners):
         self.db = db
         # A user's links, password and role are decided in the user's owner (``user:<id>``); whether a
         # superAdmin remains, in the one owner of all superAdmins (``superadmins``).
