@@ -81,5 +81,10 @@ class AgentSocket:
             return [b'{"status":400,"error":"Bad request (wrong input parameters).",'
                     b'"reason":"GET /ws expects a WebSocket upgrade from a Kowabunga agent"}']
         info = AgentInfo(id=agent.id, type=agent.type, name=agent.name, remote=environ.get("REMOTE_ADDR", ""))
+        # The socket lives for days and nothing reads the handshake's headers again (parsed by pywsgi, then
+        # copied into the environ): let them go, a few KiB for each connected agent.
+        websocket.handler.headers = None
+        for key in [key for key in environ if key.startswith("HTTP_")]:
+            del environ[key]
         self.plane.serve(info, websocket)
         return []

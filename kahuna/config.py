@@ -143,6 +143,9 @@ class AgentsConfig:
     # The agent's log lines about them are at most one per window.
     maxGarbageFrames: int = 20
     garbageWindowSeconds: float = 10.0
+    # One request in flight per agent: after its caller gave up (timeout), a request still holds the slot
+    # until the agent answers; unanswered this long after, the connection is recycled (close 4003).
+    lateReplyGraceSeconds: float = 30.0
     # Replay-proof handshakes: accepted clock skew, and whether the static-key handshake is refused.
     hmacWindowSeconds: int = 300
     requireHmac: bool = False
@@ -360,6 +363,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("global.agents.maxGarbageFrames must be at least 1")
     if g.agents.garbageWindowSeconds <= 0:
         raise ConfigError("global.agents.garbageWindowSeconds must be more than 0")
+    if g.agents.lateReplyGraceSeconds <= 0:
+        raise ConfigError("global.agents.lateReplyGraceSeconds must be more than 0")
     if g.ha.leaseSeconds <= 0:
         raise ConfigError("global.ha.leaseSeconds must be more than 0")
     if g.watchdog.thresholdMs <= 0:

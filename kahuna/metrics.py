@@ -8,6 +8,7 @@ time from their owners, so they are never stale. Each Kahuna has its own registr
 
 from __future__ import annotations
 
+import gc
 import typing
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -31,11 +32,16 @@ class Metrics:
         self.rpc_seconds = Histogram("kahuna_agent_rpc_duration_seconds", "Round trip of RPC calls to agents.",
                                      ["method"], registry=self.registry,
                                      buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 120))
+        self._rpc_children: dict[tuple[str, str], tuple[typing.Any, typing.Any]] = {}
         self._http_children: dict[tuple[str, int], tuple[typing.Any, typing.Any]] = {}
 
     def observe_rpc(self, method: str, outcome: str, seconds: float) -> None:
-        self.rpc_calls.labels(method, outcome).inc()
-        self.rpc_seconds.labels(method).observe(seconds)
+        children = self._rpc_children.get((method, outcome))  # found once each, as for observe_http
+        if children is None:
+            children = self._rpc_children[(method, outcome)] = (self.rpc_calls.labels(method, outcome),
+                                                                self.rpc_seconds.labels(method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_http(self, method: str, status: int, seconds: float) -> None:
         # The labelled children, found once per (method, status): labels() validates and locks at every call.
@@ -46,10 +52,10 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def watch(self, db: Database, connected_types: typing.Callable[[], list[str]],
+    def watch(self, db: Database, connected_by_type: typing.Callable[[], dict[str, int]],
               is_active: typing.Callable[[], bool]) -> None:
         """Gauges read at scrape time: agents connected by type, objects by kind, HA role."""
-        self.registry.register(_StateCollector(db, connected_types, is_active))
+        self.registry.register(_StateCollector(db, connected_by_type, is_active))
 
     def watch_hub(self, watchdog: typing.Any) -> None:
         """The hub-stall watchdog's metrics (kahuna/watchdog.py): kahuna_hub_stalls_total,
@@ -61,10 +67,10 @@ class Metrics:
 
 
 class _StateCollector:
-    def __init__(self, db: Database, connected_types: typing.Callable[[], list[str]],
+    def __init__(self, db: Database, connected_by_type: typing.Callable[[], dict[str, int]],
                  is_active: typing.Callable[[], bool]):
         self.db = db
-        self.connected_types = connected_types
+        self.connected_by_type = connected_by_type
         self.is_active = is_active
 
     def describe(self) -> list:
@@ -72,9 +78,7 @@ class _StateCollector:
 
     def collect(self) -> typing.Iterator[GaugeMetricFamily]:
         agents = GaugeMetricFamily("kahuna_agents_connected", "Agents connected to this node.", labels=["type"])
-        counts: dict[str, int] = {"Kaktus": 0, "Kiwi": 0, "Kontroller": 0}
-        for agent_type in self.connected_types():
-            counts[agent_type] = counts.get(agent_type, 0) + 1
+        counts = {"Kaktus": 0, "Kiwi": 0, "Kontroller": 0, **self.connected_by_type()}
         for agent_type, count in sorted(counts.items()):
             agents.add_metric([agent_type], count)
         yield agents
@@ -88,6 +92,8 @@ class _StateCollector:
         misses.add_metric([], stats.misses)
         yield from (hits, misses, GaugeMetricFamily("kahuna_cache_documents", "Documents in the cache.",
                                                     value=stats.entries))
+        yield GaugeMetricFamily("kahuna_gc_frozen_objects", "Long-lived objects set aside from the garbage "
+                                "collector's passes (kahuna/collector.py).", value=gc.get_freeze_count())
         objects = GaugeMetricFamily("kahuna_objects", "Objects stored, by kind.", labels=["kind"])
         try:
             for kind in schema.KINDS:

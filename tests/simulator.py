@@ -7,6 +7,12 @@ pings, and keeps in-memory state (domains, volumes, DNS records, NFS exports)
 so that a test can check what Kahuna asked for. Behaviours can be injected:
 delays, failures, requests left unanswered, a connection dropped mid-call.
 
+Like a Go agent, it can be made to answer each request after its own random delay
+and write its replies without any lock (``Behaviour.jitter`` and
+``Behaviour.unlocked_replies``): requests that overlapped would then be answered out
+of order and race on the socket. It counts the requests it holds at once
+(``max_outstanding``), which Kahuna's one-request-in-flight rule keeps at 1.
+
 Requires gevent's monkey patching (the socket is websocket-client's).
 """
 
@@ -77,12 +83,21 @@ class Behaviour:
     drop_on: set[str] = field(default_factory=set)
     # False: a hung agent, whose socket stays open but answers nothing, not even pings.
     answer_pings: bool = True
+    # Requests answered only once their event is set (a late reply, at the moment the test chooses).
+    hold: dict[str, gevent.event.Event] = field(default_factory=dict)
+    # Each request answered after a random delay up to this (seconds), on top of delays[name].
+    jitter: float = 0.0
+    # Replies written without the write lock, as each Go agent goroutine writes its own.
+    unlocked_replies: bool = False
 
 
 class SimulatedAgent:
     def __init__(self, url: str, agent_type: str, agent_id: str, api_key: str, *, signed: bool = False,
-                 name: str = "", ca_file: str | None = None):
-        self.url = url.rstrip("/") + "/ws"
+                 name: str = "", ca_file: str | None = None, fallback_urls: typing.Sequence[str] = ()):
+        # With fallbacks (the nodes of a pair dialled directly, as through a virtual IP), each failed dial
+        # moves to the next URL.
+        self._urls = [u.rstrip("/") + "/ws" for u in (url, *fallback_urls)]
+        self.url = self._urls[0]
         # wss:// with the server's certificate checked against this CA bundle (as the Go agents check it).
         self.sslopt = {"ca_certs": ca_file} if ca_file else None
         self.type = agent_type
@@ -93,6 +108,9 @@ class SimulatedAgent:
         self.behaviour = Behaviour()
         self.catalog = rpc.CATALOG[agent_type]
         self.calls: list[tuple[str, dict]] = []
+        # Requests received and not answered yet, and the most there ever were at once.
+        self.outstanding = 0
+        self.max_outstanding = 0
         self._call_event = gevent.event.Event()
         self._ws: websocket.WebSocket | None = None
         self._write_lock = gevent.lock.Semaphore()
@@ -176,6 +194,7 @@ class SimulatedAgent:
                     self.closed.wait()
                 except (HandshakeFailed, OSError, websocket.WebSocketException) as exc:
                     log.debug("agent %s: connection failed: %s", self.id, exc)
+                    self.url = self._urls[(self._urls.index(self.url) + 1) % len(self._urls)]
                 gevent.sleep(backoff.next_delay())
 
         self._runner = gevent.spawn(loop)
@@ -229,7 +248,15 @@ class SimulatedAgent:
         params = method.decode_params(raw_params)
         self.calls.append((name, params))
         self._call_event.set()
-        gevent.sleep(self.behaviour.delays.get(name, 0))
+        # A request left unanswered (silent) stays outstanding: Kahuna cannot know the agent dropped it.
+        self.outstanding += 1
+        self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        self._answer(ws, request_id, name, method, params)
+
+    def _answer(self, ws: websocket.WebSocket, request_id: int, name: str, method: rpc.Method, params: dict) -> None:
+        gevent.sleep(self.behaviour.delays.get(name, 0) + random.uniform(0, self.behaviour.jitter))
+        if name in self.behaviour.hold:
+            self.behaviour.hold[name].wait()
         if name in self.behaviour.drop_on:
             self._drop()
             return
@@ -243,9 +270,13 @@ class SimulatedAgent:
             except AgentFault as fault:
                 error = str(fault)
         reply = json.dumps({"id": request_id, "result": method.encode_result(result), "error": error}).encode()
+        self.outstanding -= 1
         try:
-            with self._write_lock:
+            if self.behaviour.unlocked_replies:
                 ws.send_binary(reply)
+            else:
+                with self._write_lock:
+                    ws.send_binary(reply)
         except (websocket.WebSocketException, OSError, AttributeError):
             pass
 

@@ -1,17 +1,27 @@
 """The agent plane: handshakes, the wire, one actor per agent, calls and their failures."""
 
+import base64
+import gc
 import json
+import random
 import socket
+import struct
 import time
 
 import gevent
+import gevent.event
 import kowabunga
 import pytest
 import urllib3
 
+from geventwebsocket.handler import WebSocketHandler
+from geventwebsocket.websocket import WebSocket
+
+from actors._connection import AgentConnection, AgentInfo
+from actors._transport import Transport
 from kahuna import rpc
 from kahuna.errors import AgentCallFailed, AgentDisconnected, AgentTimeout, AgentUnavailable
-from kahuna.services.agents import signed_headers
+from kahuna.services.agents import ID_HEADER, KEY_HEADER, TYPE_HEADER, signed_headers
 from tests.deployment import ADMIN_EMAIL, Deployment, expect_error
 from tests.simulator import HandshakeFailed, SimulatedAgent
 
@@ -257,13 +267,140 @@ def test_fan_out_to_several_agents(deployment):
         deployment.kahuna.plane.call_any([a.id for a in agents], NODE)  # no Kiwi serves a Kaktus method
 
 
-def test_a_call_times_out_and_the_agent_stays_usable(deployment):
+def test_a_timed_out_request_holds_the_slot_until_its_late_reply(deployment):
     agent = deployment.simulated_agent("kaktus-1")
-    agent.behaviour.silent.add("GetInstanceState")
+    agent.instances["vm"] = {"XML": "<domain/>", "State": "Running", "Autostart": True}
+    late = agent.behaviour.hold["GetInstanceState"] = gevent.event.Event()
     with pytest.raises(AgentTimeout, match="did not answer Kaktus.GetInstanceState"):
-        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "x"},
-                                     timeout=0.3)
-    assert deployment.kahuna.plane.call(agent.id, NODE)["Arch"] == "x86_64"
+        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "vm"},
+                                     timeout=0.2)
+    next_call = gevent.spawn(deployment.kahuna.plane.call, agent.id, NODE, timeout=60)
+    gevent.sleep(0.3)
+    # The agent may still be working on the first request: the next one waits for its reply.
+    assert agent.calls_of("NodeCapabilities") == [] and agent.outstanding == 1
+    late.set()
+    assert next_call.get(timeout=30)["Cores"] == 32
+    assert agent.max_outstanding == 1
+    assert deployment.kahuna.plane.info(agent.id) is not None  # the late reply was expected, not garbage
+
+
+def test_a_request_never_answered_recycles_the_connection(ferretdb, mail_server):
+    deployment = Deployment.start(ferretdb.uri, "kahuna_recycle", mail_server,
+                                  **{"global.agents.lateReplyGraceSeconds": 0.5,
+                                     "global.agents.pingIntervalSeconds": 0.3})
+    try:
+        agent = deployment.simulated_agent("kaktus-1")
+        agent.behaviour.silent.add("GetInstanceState")
+        with pytest.raises(AgentTimeout):
+            deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "vm"},
+                                         timeout=0.2)
+        assert agent.closed.wait(30) and agent.close_code == 4003
+        agent.connect()  # what a Go agent does after any close: dial again, and start afresh
+        deployment.wait_until(lambda: (info := deployment.kahuna.plane.info(agent.id)) is not None and info.methods,
+                              30)
+        assert deployment.kahuna.plane.call(agent.id, NODE)["Cores"] == 32
+    finally:
+        deployment.stop()
+
+
+def test_replies_late_and_out_of_order_never_meet_two_requests(deployment):
+    """An agent that answers each request after its own random delay and writes without a lock, called by
+    many callers whose timeouts are shorter than some of its delays: still one request at a time, and every
+    answer reaches the caller of its own request."""
+    agent = deployment.simulated_agent("kaktus-1")
+    sizes = {f"v{n}": (n + 1) << 20 for n in range(8)}
+    for name, size in sizes.items():
+        agent.volumes[("rbd", name)] = {"Size": size, "Kind": "raw"}
+    agent.behaviour.jitter = 0.05
+    agent.behaviour.unlocked_replies = True
+    plane = deployment.kahuna.plane
+    rng = random.Random(13)
+    answered, timed_out = [], []
+
+    def caller(seed: int) -> None:
+        own = random.Random(seed)
+        for _ in range(6):
+            name = own.choice(sorted(sizes))
+            try:
+                result = plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": name},
+                                    timeout=own.choice([0.02, 0.05, 30]))
+            except AgentTimeout:
+                timed_out.append(name)
+                continue
+            answered.append((name, result["Size"]))
+
+    gevent.joinall([gevent.spawn(caller, rng.random()) for _ in range(20)], raise_error=True)
+    assert answered and timed_out  # both happened, or the test proved nothing
+    assert all(size == sizes[name] for name, size in answered)
+    assert agent.max_outstanding == 1
+    assert plane.info(agent.id) is not None and plane.call(agent.id, NODE)["Cores"] == 32
+
+
+def test_a_close_during_a_large_send_never_cuts_into_its_frame(ferretdb, mail_server):
+    """Kahuna closes an agent while a multi-megabyte request is still being written to its slow socket: the
+    agent reads the whole request frame, then the close frame."""
+    # No ping may come between the frames this test reads.
+    deployment = Deployment.start(ferretdb.uri, "kahuna_slow_socket", mail_server,
+                                  **{"global.agents.pingIntervalSeconds": 300,
+                                     "global.agents.deadAfterSeconds": 600})
+    agent_id, key = deployment.create_agent("kaktus-slow")
+    host, port = deployment.kahuna.server.address[:2]
+    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.settimeout(30)
+    connection.connect((host, port))
+    try:
+        lines = [f"GET /ws HTTP/1.1", f"Host: {host}:{port}", "Connection: Upgrade", "Upgrade: websocket",
+                 "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                 f"{TYPE_HEADER}: Kaktus", f"{ID_HEADER}: {agent_id}", f"{KEY_HEADER}: {key}"]
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        stream = connection.makefile("rb")
+        assert b" 101 " in stream.readline()
+        while stream.readline() not in (b"\r\n", b""):
+            pass
+        opcode, welcome = read_frame(stream)
+        assert opcode == 2 and json.loads(welcome)["method"] == "Kaktus.Capabilities"
+        capabilities = {"Version": "1.0", "Methods": sorted(rpc.CATALOG["Kaktus"])}
+        connection.sendall(masked_frame(2, json.dumps({"id": json.loads(welcome)["id"], "result": capabilities,
+                                                       "error": None}).encode()))
+        deployment.wait_until(lambda: (info := deployment.kahuna.plane.info(agent_id)) is not None and info.methods)
+        content = bytes(range(256)) * (24 << 10)  # 6 MiB, some 8 MiB of JSON: far more than the socket buffers
+        call = gevent.spawn(deployment.kahuna.plane.call, agent_id, rpc.method("Kaktus", "CreateIsoVolume"),
+                            {"Pool": "rbd", "Volume": "big", "Size": len(content), "Content": content}, timeout=60)
+        # Once the request's first bytes are here its frame is being written, and cannot be written at once.
+        connection.recv(1, socket.MSG_PEEK)
+        assert deployment.kahuna.plane.disconnect(agent_id, "closed mid-send")
+        opcode, request = read_frame(stream)
+        assert opcode == 2 and json.loads(request)["method"] == "Kaktus.CreateIsoVolume"
+        assert base64.b64decode(json.loads(request)["params"]["Content"]) == content
+        opcode, close = read_frame(stream)
+        assert opcode == 8 and struct.unpack("!H", close[:2])[0] == 1000
+        with pytest.raises(AgentDisconnected):
+            call.get(timeout=30)
+    finally:
+        connection.close()
+        deployment.stop()
+
+
+def read_frame(stream) -> tuple[int, bytes]:
+    """One unmasked server frame (opcode, payload) from *stream*."""
+    first, second = stream.read(2)
+    length = second & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", stream.read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", stream.read(8))[0]
+    assert first & 0x80, "fragmented frame"
+    payload = stream.read(length)
+    assert len(payload) == length, "frame cut short"
+    return first & 0x0F, payload
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    header = bytes([0x80 | opcode]) + (bytes([0x80 | len(payload)]) if len(payload) < 126 else
+                                         bytes([0x80 | 126]) + struct.pack("!H", len(payload)))
+    return header + mask + bytes(byte ^ mask[n % 4] for n, byte in enumerate(payload))
 
 
 def test_a_disconnect_mid_call_fails_the_caller_at_once(deployment):
@@ -302,3 +439,26 @@ def test_an_oversized_message_closes_only_that_agent(ferretdb, mail_server):
         assert deployment.kahuna.plane.call(other.id, NODE)["Cores"] == 32
     finally:
         deployment.stop()
+
+
+def test_closed_connections_leave_no_cycles(deployment):
+    """Connected agents' objects are set aside from the collector's passes (kahuna/collector.py): once
+    closed, they must be freed by reference counting alone, leaving no cycle behind."""
+    agents = [deployment.simulated_agent(f"kaktus-{n}") for n in range(3)]
+    plane = deployment.kahuna.plane
+    gc.collect()
+    for agent in agents:
+        assert plane.disconnect(agent.id, "test over")
+    deployment.wait_until(lambda: not plane.count_by_type() and not deployment.kahuna.server.clients)
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        # By type(), not isinstance(): the garbage may hold dead weak proxies, which isinstance() dereferences.
+        kept = (AgentConnection, AgentInfo, Transport, WebSocket, WebSocketHandler)
+        left = [type(o).__name__ for o in list(gc.garbage)
+                if issubclass(type(o), kept) or (type(o) is type and str(vars(o).get("__module__", "")).startswith(
+                    ("geventwebsocket", "actors")))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []

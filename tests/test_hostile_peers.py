@@ -17,7 +17,7 @@ import gevent
 import gevent.event
 import pytest
 
-from actors import _agents
+from actors import _connection
 from kahuna import config, rpc
 from tests.deployment import MASTER_KEY, Deployment
 from tests.simulator import HandshakeFailed, SimulatedAgent
@@ -184,21 +184,21 @@ def test_a_big_flood_stops_at_the_limit(limited, caplog):
     flooder = limited.simulated_agent("kaktus-1")
     other = limited.simulated_agent("kaktus-2")
     handled = []
-    count_garbage = _agents._AgentConnection._count_garbage
+    count_garbage = _connection.AgentConnection._count_garbage
 
     def counting(self, what):  # the actors are greenlets of this process: count the frames they look at
         handled.append(what)
         count_garbage(self, what)
 
     caplog.clear()
-    _agents._AgentConnection._count_garbage = counting
+    _connection.AgentConnection._count_garbage = counting
     try:
         sender = gevent.spawn(send_on, flooder, flood(5000))
         assert flooder.closed.wait(10)  # closed (its close frame may be lost in the reset of its unread flood)
         sender.join(10)
         limited.wait_until(lambda: limited.kahuna.plane.info(flooder.id) is None, what="flooder unregistered")
     finally:
-        _agents._AgentConnection._count_garbage = count_garbage
+        _connection.AgentConnection._count_garbage = count_garbage
     assert len(handled) == GARBAGE_LIMIT + 1  # nothing read past the frame that broke the limit
     assert len(lines_about(caplog, flooder.id)) == 2
     assert limited.kahuna.plane.call(other.id, NODE)["Cores"] == 32
@@ -210,7 +210,7 @@ def test_a_flood_under_the_limit_takes_turns_with_rest_and_is_logged_once(ferret
                                   **{"global.agents.maxGarbageFrames": 1_000_000,
                                      "global.agents.garbageWindowSeconds": 60})
     handled = []
-    count_garbage = _agents._AgentConnection._count_garbage
+    count_garbage = _connection.AgentConnection._count_garbage
 
     def counting(self, what):
         handled.append(what)
@@ -223,7 +223,7 @@ def test_a_flood_under_the_limit_takes_turns_with_rest_and_is_logged_once(ferret
         total = 20_000
         blob = flood(total)
         caplog.clear()
-        _agents._AgentConnection._count_garbage = counting
+        _connection.AgentConnection._count_garbage = counting
         sender = gevent.spawn(send_on, flooder, blob)
         deployment.wait_until(lambda: handled, what="the flood reaching the agent's actor")
         # Reading a flood already buffered never waits: without taking turns it would be read to its end
@@ -237,7 +237,7 @@ def test_a_flood_under_the_limit_takes_turns_with_rest_and_is_logged_once(ferret
         lines = lines_about(caplog, flooder.id)
         assert len(lines) == 1, lines  # one line per window, whatever the flood
     finally:
-        _agents._AgentConnection._count_garbage = count_garbage
+        _connection.AgentConnection._count_garbage = count_garbage
         deployment.stop()
 
 

@@ -1,0 +1,151 @@
+"""The messages of the agent plane's actors: one frozen dataclass each, matched by type.
+
+Connections (:mod:`actors._connection`) receive :class:`Call`, :class:`Abandon`,
+:class:`Inbound`, :class:`Close` and :class:`Tick`; the registry (:mod:`actors._registry`)
+receives the others. Replies, where there is one, are the value an ``ask`` returns.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+
+import gevent.event
+import pykka
+
+from actors._transport import Frame
+from kahuna import rpc
+
+if typing.TYPE_CHECKING:
+    from actors._connection import AgentInfo
+
+
+# -- to a connection -------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """Send *method* to the agent; its result (or error) goes to *reply*.
+
+    The registry, routing it, notes the agent and its connection (which the caller needs should it
+    give up: see :class:`Abandon`)."""
+
+    method: rpc.Method
+    params: dict[str, typing.Any]
+    reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+    agent: AgentInfo | None = None
+    connection: pykka.ActorRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """The caller of *call* stopped waiting (its timeout)."""
+
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A frame the reader received."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """End the connection with a close frame of *code*."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """To a connection: ping the agent, or find it dead. To the registry: tick the next slice."""
+
+
+TICK = Tick()
+
+
+# -- to the registry ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    info: AgentInfo
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class Unregister:
+    """Counts only if *ref* is the agent's current connection (a replaced one cannot remove its successor)."""
+
+    agent_id: str
+    ref: pykka.ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class SetCapabilities:
+    """What the agent's Capabilities answered; the registry then hands it to post-connection work."""
+
+    agent_id: str
+    ref: pykka.ActorRef
+    version: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CallAgent:
+    """Route *call* to the connection of *agent_id* (or fail it: not connected, method not served)."""
+
+    agent_id: str
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class CallAny:
+    """Route *call* to one connected agent among *agent_ids* that serves its method, at random."""
+
+    agent_ids: tuple[str, ...]
+    call: Call
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """-> ``(AgentInfo, ref)`` of the agent, or None."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedAmong:
+    """-> those of *agent_ids* that are connected, in their order."""
+
+    agent_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """-> whether the agent was connected; its connection is closed with *code*."""
+
+    agent_id: str
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DisconnectAll:
+    """-> how many connections are being closed with *code*."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAgents:
+    """-> every connected agent's :class:`AgentInfo`."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountByType:
+    """-> ``{agent type: connected agents}``."""
