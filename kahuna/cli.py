@@ -6,13 +6,12 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
-import gc  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from kahuna import API_VERSION, CODENAME, __version__  # noqa: E402
+from kahuna import API_VERSION, CODENAME, __version__, collector  # noqa: E402
 from kahuna.config import ConfigError, load, maildir_of  # noqa: E402
 from kahuna.daemon import Kahuna, configure_logging, log  # noqa: E402
 from kahuna.storage import Database  # noqa: E402
@@ -96,10 +95,9 @@ def main(argv: list[str] | None = None) -> int:
             return _print_bootstrap_admin(kahuna, args.email)
         _print_bootstrap_admin(kahuna, None, quiet=True)
         kahuna.listen(port=args.port)
-        # What start-up built (modules, the app, the schemas) lives as long as the process: keep it out of
-        # the garbage collector's full passes, which would otherwise walk it all and stall every request.
-        gc.collect()
-        gc.freeze()
+        # What start-up built (modules, the app, the schemas), and later the connected agents, live long:
+        # keep them out of the garbage collector's full passes, which would walk them all each time.
+        collector.keep_long_lived_aside()
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, kahuna.server.stop, config.global_.http.shutdownGraceSeconds)
         kahuna.serve_forever()

@@ -20,7 +20,7 @@ from pymongo.collection import Collection
 
 from kahuna.ha import LeaseStore
 from kahuna.storage import Database
-from kahuna.storage.cache import CachedCollection, DocumentCache
+from kahuna.storage.cache import MAX_AGE, PRELOAD_MAX_AGE, PRELOAD_SHARE, CachedCollection, DocumentCache
 from tests.deployment import Deployment, expect_error
 from tests.mailserver import fact_in
 
@@ -207,6 +207,109 @@ def test_a_read_that_started_after_a_write_fills_the_cache(db):
     db.regions.update(rid, {"name": "new"})
     db.regions.get(rid)
     assert db.cache.stats().entries == 1
+
+
+# -- reads of many documents: preloads and find_by_ids ------------------------------------
+
+
+class _Reads:
+    """Stands for the database's raw collection: counts the finds, and runs *meanwhile* after each read and
+    before its documents are handed back (a write that came in while the read was in flight)."""
+
+    def __init__(self, collection: CachedCollection, meanwhile=lambda: None):
+        self.real = collection._raw
+        self.meanwhile = meanwhile
+        self.filters = []
+
+    def find(self, filter, *args, **kwargs):  # noqa: A002
+        self.filters.append(filter)
+        found = list(self.real.find(filter, *args, **kwargs))
+        self.meanwhile()
+        return iter(found)
+
+    def find_one(self, filter, *args, **kwargs):  # noqa: A002
+        self.filters.append(filter)
+        found = self.real.find_one(filter, *args, **kwargs)
+        self.meanwhile()
+        return found
+
+
+def test_several_documents_by_id_come_from_memory_and_the_rest_by_id(db):
+    rids = [region(db, name) for name in ("eu", "us", "ap")]
+    db.regions.get(rids[0])
+    collection = db.regions.collection
+    reads = collection._raw = _Reads(collection)
+    unknown = ObjectId()
+    found = collection.find_by_ids([*rids, unknown], {"name": 1})
+    assert found == {rids[0]: {"_id": rids[0], "name": "eu"}, rids[1]: {"_id": rids[1], "name": "us"},
+                     rids[2]: {"_id": rids[2], "name": "ap"}}
+    # The first one was in memory; the others are read by _id (FerretDB scans the collection for an $in).
+    assert reads.filters == [{"_id": rids[1]}, {"_id": rids[2]}, {"_id": unknown}]
+    # What was read is kept: all three are in memory now, and nothing more is asked.
+    assert collection.find_by_ids(rids) == {rid: db.regions.collection.uncached.find_one({"_id": rid})
+                                            for rid in rids}
+    assert len(reads.filters) == 3
+    with pytest.raises(ValueError):
+        collection.find_by_ids(rids, {"name": 0})
+    # A passive node asks the database, and keeps nothing.
+    db.cache.attach(lambda: False)
+    assert collection.find_by_ids(rids, {"_id": 0, "name": 1}) == {rids[0]: {"name": "eu"}, rids[1]: {"name": "us"},
+                                                                 rids[2]: {"name": "ap"}}
+    assert db.cache.stats().entries == 0
+
+
+def test_a_preload_keeps_no_document_written_while_it_was_in_flight(db):
+    rids = [region(db, name) for name in ("eu", "us", "ap")]
+    collection = db.regions.collection
+    collection._raw = _Reads(collection, meanwhile=lambda: db.regions.update(rids[0], {"name": "new"}))
+    assert len(collection.preload({})) == 3
+    collection._raw = collection._raw.real
+    hits = db.cache.stats().hits
+    assert [db.regions.get(rid)["name"] for rid in rids] == ["new", "us", "ap"]
+    assert db.cache.stats().hits == hits + 2  # the written one was read again, the others were kept
+
+
+@pytest.mark.parametrize("meanwhile", ["whole collection written", "cleared"])
+def test_a_bulk_read_keeps_nothing_after_a_collection_wide_write_or_a_clear(db, meanwhile):
+    for name in ("eu", "us"):
+        region(db, name)
+    collection = db.regions.collection
+    collection._raw = _Reads(collection, meanwhile=(lambda: collection.update_many({}, {"$set": {"x": 1}}))
+                             if meanwhile == "whole collection written" else db.cache.clear)
+    collection.preload({})
+    collection._raw = collection._raw.real
+    assert db.cache.stats().entries == 0
+
+
+def test_preloaded_documents_live_longer_than_those_read_one_by_one(db):
+    now = [0.0]
+    db.cache.clock = lambda: now[0]
+    preloaded, single = region(db, "eu"), region(db, "us")
+    assert [doc["_id"] for doc in db.regions.collection.preload({"name": "eu"})] == [preloaded]
+    db.regions.get(single)
+    now[0] = MAX_AGE + 0.1
+    misses = db.cache.stats().misses
+    db.regions.get(preloaded)
+    assert db.cache.stats().misses == misses
+    db.regions.get(single)
+    assert db.cache.stats().misses == misses + 1
+    now[0] = PRELOAD_MAX_AGE + 0.1
+    db.regions.get(preloaded)
+    assert db.cache.stats().misses == misses + 2
+    # A write drops a preloaded document at once, like any other.
+    db.regions.collection.preload({})
+    db.regions.update(preloaded, {"name": "new"})
+    assert db.regions.get(preloaded)["name"] == "new"
+
+
+def test_a_preload_fills_at_most_its_share_of_the_cache(db):
+    db.cache.max_entries = 8
+    rids = [region(db, f"r{n}") for n in range(10)]
+    assert len(db.regions.collection.preload({})) == 10
+    assert db.cache.stats().entries == 8 * PRELOAD_SHARE
+    for rid in rids:  # reads one by one still have the whole cache
+        db.regions.get(rid)
+    assert db.cache.stats().entries == 8
 
 
 # -- bounds ------------------------------------------------------------------------------

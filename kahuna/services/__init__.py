@@ -97,18 +97,15 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
     kaktuses = KaktusService(db, gateway, serializer)
     pools = PoolService(db, gateway, serializer)
 
-    def kaktus_connected(agent_id: str) -> None:
-        kaktuses.on_agent_connected(agent_id)
-        pools.on_agent_connected(agent_id)
-
-    agents.connection_hooks.update({KAKTUS: kaktus_connected, KIWI: dns.on_agent_connected})
+    agents.connection_hooks.update({KAKTUS: [kaktuses.on_agents_connected, pools.on_agents_connected],
+                                    KIWI: [dns.on_agents_connected]})
     adapters = AdapterService(db, serializer)
     volumes = VolumeService(db, pools, projects)
     # Cloud-init seeds only need a root password hash that the guest's crypt(3) reads: a cheap bcrypt will do.
     instances = InstanceService(db, gateway, serializer, projects, pools, volumes, adapters, dns, tokens,
                                 cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10))
     komputes = KomputeService(db, projects, instances, volumes)
-    agents.connection_hooks[KONTROLLER] = instances.on_controller_connected
+    agents.connection_hooks[KONTROLLER] = [instances.on_controllers_connected]
     compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,

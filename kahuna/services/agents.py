@@ -15,11 +15,30 @@ Two handshakes are accepted on ``GET /ws``:
 
 Failures are answered before the upgrade: 400 for a missing header, 403 for
 anything else, with the reason logged but not told.
+
+After a restart or a failover every agent reconnects at once (up to 10,000 of them within
+some 30 s), so both ends of a connection are made to cost the database little:
+
+- **handshakes**: a static-key handshake reads the agent, its key's digest and its token
+  by ``_id``, which the document cache serves; :meth:`AgentService.preload_credentials`
+  loads all three for every agent in one query per collection as each active term starts
+  (see :mod:`kahuna.storage.cache` for why that is safe), so the storm's handshakes need
+  no database round trip. A signed handshake finds its token by its agent: through the
+  token's ``_id`` as last seen for that agent (the preload records them), so from the cache
+  too; it still records its nonce, where both nodes of a pair see it (one insert; old nonces
+  are pruned every NONCE_PRUNE_INTERVAL, not at every handshake).
+- **post-connection work**: the agent plane hands over the agents that connected and told
+  their capabilities in batches (:meth:`AgentService.on_agents_connected`). A batch's
+  stored capabilities are read at once, only those that changed are written, and each
+  agent type's hook (scan a Kaktus and its pools, resynchronize a Kiwi, reload a
+  Kontroller) takes the batch's agents of its type: it finds the objects they serve with
+  one query per collection, then works on each, WELCOME_CONCURRENCY at a time.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import hmac
 import logging
@@ -29,6 +48,8 @@ import time
 import typing
 from dataclasses import dataclass
 
+import gevent.event
+import gevent.pool
 from bson import ObjectId
 from pymongo.errors import OperationFailure
 
@@ -37,8 +58,11 @@ from kahuna.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentGateway
 from kahuna.services.tokens import AGENT, KEY_REVOKED, TokenService, has_expired
 from kahuna.storage import Database, Document, is_transient, utcnow
+from kahuna.storage.cache import PRELOAD_SHARE
 
 log = logging.getLogger(__name__)
+
+T = typing.TypeVar("T")
 
 TYPE_HEADER = "X-WS-Kowabunga-Agent"
 ID_HEADER = "X-WS-Kowabunga-Id"
@@ -53,6 +77,14 @@ TRANSIENT_RETRIES = 5
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 #: Collections whose documents list agents in ``agent_ids``.
 AGENT_HOLDERS = ("kaktus", "kiwi", "storage_pool")
+#: Seconds between two prunings of the nonces too old to matter. Pruning at every signed handshake would read
+#: the whole nonce collection each time: a reconnect storm of signed handshakes would cost quadratic time.
+NONCE_PRUNE_INTERVAL = 10.0
+#: Seconds a handshake waits for the credentials' preload of a new active term (see expect_preload).
+PRELOAD_WAIT = 10.0
+#: Objects worked on at once in a batch's post-connection work (each: RPCs to its agents, then its writes);
+#: so many the agent plane's welcomes ran at once before it handed them over in batches.
+WELCOME_CONCURRENCY = 8
 
 
 class HandshakeRefused(Exception):
@@ -67,6 +99,54 @@ class AuthenticatedAgent:
     id: str
     type: str
     name: str
+
+
+class ConnectedAgent(typing.Protocol):
+    """An agent that connected and told its capabilities (the agent plane's ``AgentInfo``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def methods(self) -> typing.Sequence[str]: ...
+
+
+def run_each_concurrently(items: typing.Iterable[T], work: typing.Callable[[T], None],
+                          describe: typing.Callable[[T], str]) -> None:
+    """``work(item)`` for every item, WELCOME_CONCURRENCY at a time, until all are done; a failure is logged
+    (``describe(item)`` says whose) and stops none of the others."""
+    def guarded(item: T) -> None:
+        try:
+            work(item)
+        except Exception:
+            log.exception("post-connection work for %s failed", describe(item))
+
+    pool = gevent.pool.Pool(WELCOME_CONCURRENCY)
+    try:
+        for item in items:
+            pool.spawn(guarded, item)  # waits for a free slot
+        pool.join()
+    finally:
+        pool.kill(block=False)  # only if this greenlet was stopped (shutdown): so is the work it started
+
+
+def _retry_transient(operation: typing.Callable[[], T]) -> T:
+    """*operation*, again a few times while the database refuses it for now (contention)."""
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except OperationFailure as exc:
+            if not is_transient(exc) or attempt == TRANSIENT_RETRIES:
+                raise
+            time.sleep(0.1 * attempt * (1 + random.random()))
+            attempt += 1
 
 
 def handshake_signature(key_digest: str, agent_type: str, agent_id: str, timestamp: str, nonce: str) -> str:
@@ -90,8 +170,16 @@ class AgentService:
         self.gateway = gateway
         self.hmac_window = hmac_window
         self.require_hmac = require_hmac
-        # Agent type -> what to do when one of its agents connects (scan a Kaktus, reload a Kiwi…).
-        self.connection_hooks: dict[str, typing.Callable[[str], None]] = {}
+        self._next_nonce_prune = 0.0  # time.monotonic()
+        # Agent id -> the _id of its token, as last seen: a signed handshake then reads its token by _id (from the
+        # document cache) instead of querying it by its agent. Only a hint: checked against the token read.
+        self._token_ids: dict[str, typing.Any] = {}
+        # Agent type -> what to do when some of its agents connected (scan their Kaktuses, reload their Kiwis…),
+        # each called with their ids; each finds what those agents serve and works on it (run_each_concurrently).
+        self.connection_hooks: dict[str, list[typing.Callable[[list[str]], None]]] = {}
+        # Cleared while a preload is expected or running (see expect_preload).
+        self._credentials_ready = gevent.event.Event()
+        self._credentials_ready.set()
 
     # -- records ---------------------------------------------------------------------
 
@@ -128,31 +216,76 @@ class AgentService:
     def rotate_key(self, agent_id: str, expire: bool, expiration_date: datetime.date | None) -> Document:
         return self.tokens.rotate_agent_key(self.get(agent_id), expire, expiration_date)
 
-    def on_connected(self, agent_id: str, agent_type: str, version: str, methods: typing.Sequence[str]) -> None:
-        """An agent connected and told its capabilities: record them if they changed, then run its type's hook.
+    def on_agents_connected(self, agents: typing.Sequence[ConnectedAgent]) -> None:
+        """Agents connected and told their capabilities (a batch of them): record the capabilities that
+        changed, then run each of a type's hooks once for the batch's agents of that type.
 
-        Writing only on change matters: after a restart or a failover every agent reconnects at
-        once, and their capabilities are what they were. A write the database refuses for now
-        (contention) is retried a few times before the connection's work is given up.
+        The batch costs the database a few queries whatever its size (see the module's docstring).
+        Writing only on change matters: after a restart or a failover every agent reconnects at once, and
+        their capabilities are what they were. A failure is logged and stops none of the rest.
         """
-        capabilities = {"version": version, "methods": list(methods)}
-        for attempt in range(1, TRANSIENT_RETRIES + 1):
+        # An agent that connected twice within the batch is welcomed once, as its latest connection.
+        latest = {agent.id: agent for agent in agents}
+        try:
+            self._record_capabilities(list(latest.values()))
+        except Exception:
+            log.exception("capabilities of %d connected agents not recorded", len(latest))
+        by_type: dict[str, list[str]] = {}
+        for agent in latest.values():
+            by_type.setdefault(agent.type, []).append(agent.id)
+        for agent_type, agent_ids in by_type.items():
+            for hook in self.connection_hooks.get(agent_type, ()):
+                try:
+                    hook(agent_ids)
+                except Exception:
+                    log.exception("post-connection work of %d %s agents failed", len(agent_ids), agent_type)
+
+    def _record_capabilities(self, agents: list[ConnectedAgent]) -> None:
+        """Store each agent's capabilities if they changed: one read for all (served from the cache when their
+        handshakes or the preload put them there), then one write by ``_id`` per change. A write the database
+        refuses for now (contention) is retried a few times."""
+        collection = self.db.agents.collection
+        by_id = {ObjectId(agent.id): agent for agent in agents if ObjectId.is_valid(agent.id)}
+        stored = _retry_transient(lambda: collection.find_by_ids(by_id, {"capabilities": 1}))
+        for agent_id, agent in by_id.items():
+            capabilities = {"version": agent.version, "methods": list(agent.methods)}
+            document = stored.get(agent_id)
+            if document is None or document.get("capabilities") == capabilities:
+                continue  # deleted since its handshake, or unchanged
             try:
-                self.db.agents.collection.update_one(
-                    {"_id": ObjectId(agent_id), "capabilities": {"$ne": capabilities}},
-                    {"$set": {"capabilities": capabilities}})
-                break
-            except OperationFailure as exc:
-                if not is_transient(exc) or attempt == TRANSIENT_RETRIES:
-                    raise
-                time.sleep(0.1 * attempt * (1 + random.random()))
-        hook = self.connection_hooks.get(agent_type)
-        if hook is not None:
-            hook(agent_id)
+                _retry_transient(functools.partial(collection.update_one, {"_id": agent_id},
+                                                   {"$set": {"capabilities": capabilities}}))
+            except Exception:
+                log.exception("capabilities of agent %s not recorded", agent.id)
+
+    def expect_preload(self) -> None:
+        """An active term starts and :meth:`preload_credentials` is about to run: until it has, handshakes wait
+        for it (at most PRELOAD_WAIT seconds) rather than each reading the database. In a reconnect storm the
+        agents dial at once; read one by one they would swamp the database, and the preload with it."""
+        self._credentials_ready.clear()
+
+    def preload_credentials(self) -> int:
+        """Put every agent's credentials in the document cache (its token, its API key's digest, the agent
+        itself), with one query per collection, so that the handshakes of a reconnect storm are answered from
+        memory; called as each active term starts, right after the cache was cleared. Returns the number of
+        agents whose token was read (at most as many as PRELOAD_SHARE of the cache holds)."""
+        try:
+            tokens = self.db.tokens.collection.preload({"parent_type": AGENT}, limit=self._preload_capacity())
+            digests = {token.get("api_key_sha256") for token in tokens}
+            parents = {token.get("parent_id") for token in tokens}
+            # The keys and agents are read whole and picked here: FerretDB answers `_id: {$in: <thousands>}`
+            # several times slower than a plain scan of the collection.
+            self.db.api_keys.collection.preload({}, keep=lambda key: key["_id"] in digests)
+            self.db.agents.collection.preload({}, keep=lambda agent: str(agent["_id"]) in parents)
+            self._token_ids = {token.get("parent_id"): token["_id"] for token in tokens}
+            return len(tokens)
+        finally:
+            self._credentials_ready.set()
 
     # -- handshakes ---------------------------------------------------------------------
 
     def authenticate(self, headers: typing.Mapping[str, str]) -> AuthenticatedAgent:
+        self._credentials_ready.wait(PRELOAD_WAIT)  # see expect_preload
         agent_type = _required(headers, TYPE_HEADER)
         if agent_type not in AGENT_TYPES:
             raise HandshakeRefused(403, f"unknown agent type {agent_type!r}")
@@ -181,6 +314,25 @@ class AgentService:
         if token["parent_id"] != agent_id:
             raise HandshakeRefused(403, "API key of another agent")
 
+    def _token_of(self, agent_id: str) -> Document | None:
+        """The agent's token: by the _id last seen for it when it is still the agent's (at most one token per
+        agent, so it is that one), else by a query on its agent."""
+        token_id = self._token_ids.get(agent_id)
+        if token_id is not None:
+            token = self.db.tokens.find_one({"_id": token_id})
+            if token is not None and token["parent_type"] == AGENT and token["parent_id"] == agent_id:
+                return token
+        token = self.tokens.token_of(AGENT, agent_id)
+        if token is None:
+            self._token_ids.pop(agent_id, None)
+        elif len(self._token_ids) < self._preload_capacity():
+            self._token_ids[agent_id] = token["_id"]
+        return token
+
+    def _preload_capacity(self) -> int:
+        """Agents whose credentials (token, key digest, agent: three documents) a preload may put in the cache."""
+        return int(self.db.cache.max_entries * PRELOAD_SHARE) // 3
+
     def _check_signature(self, headers: typing.Mapping[str, str], agent_type: str, agent_id: str) -> None:
         stamp = _required(headers, TIMESTAMP_HEADER)
         nonce = _required(headers, NONCE_HEADER)
@@ -188,7 +340,7 @@ class AgentService:
             raise HandshakeRefused(403, "handshake timestamp outside the accepted window")
         if not NONCE.match(nonce):
             raise HandshakeRefused(403, "malformed nonce")
-        token = self.tokens.token_of(AGENT, agent_id)
+        token = self._token_of(agent_id)
         if token is None or has_expired(token):
             raise HandshakeRefused(403, "agent has no valid API key")
         if token.get("api_key_bcrypt"):
@@ -202,8 +354,13 @@ class AgentService:
             self.db.agent_nonces.insert({"_id": f"{agent_id}:{nonce}"})
         except Conflict:
             raise HandshakeRefused(403, "replayed handshake") from None
-        cutoff = utcnow() - datetime.timedelta(seconds=2 * self.hmac_window)
-        self.db.agent_nonces.delete_many({"created_at": {"$lt": cutoff}})
+        # Nonces older than the window are refused by their timestamp already: keeping them a little longer
+        # is harmless, so they are pruned now and then rather than at every handshake.
+        now = time.monotonic()
+        if now >= self._next_nonce_prune:
+            self._next_nonce_prune = now + NONCE_PRUNE_INTERVAL
+            cutoff = utcnow() - datetime.timedelta(seconds=2 * self.hmac_window)
+            self.db.agent_nonces.delete_many({"created_at": {"$lt": cutoff}})
 
 
 def _required(headers: typing.Mapping[str, str], name: str) -> str:

@@ -26,6 +26,7 @@ from kahuna import network, rpc
 from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import Owners, insert_child, insert_owned
+from kahuna.services.agents import run_each_concurrently
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -254,10 +255,28 @@ class DnsService:
 
     # -- agents coming (back) ---------------------------------------------------------------
 
-    def on_agent_connected(self, agent_id: str) -> None:
-        """Bring a Kiwi agent that just connected up to date with every record it serves."""
-        for kiwi in self.db.kiwis.find({"agent_ids": agent_id}):
-            records = self._records_of_region(kiwi["region_id"])
+    def on_agents_connected(self, agent_ids: list[str]) -> None:
+        """Bring Kiwi agents that just connected up to date with every record they serve. The Kiwis they serve
+        are found in one query and each region's records read once, then the agents are brought up to date a
+        few at a time (one failure stops no other)."""
+        connected = set(agent_ids)
+        kiwis_of: dict[str, list[Document]] = {}
+        for kiwi in self.db.kiwis.find({"agent_ids": {"$in": agent_ids}}):
+            for agent_id in kiwi["agent_ids"]:
+                if agent_id in connected:
+                    kiwis_of.setdefault(agent_id, []).append(kiwi)
+        regions = {kiwi["region_id"] for kiwis in kiwis_of.values() for kiwi in kiwis}
+        records_of = {region_id: self._records_of_region(region_id) for region_id in regions}
+
+        def resynchronize(agent_id: str) -> None:
+            self._resynchronize(agent_id, [records_of[kiwi["region_id"]] for kiwi in kiwis_of[agent_id]])
+
+        run_each_concurrently(kiwis_of, resynchronize, lambda agent_id: f"Kiwi agent {agent_id}")
+
+    def _resynchronize(self, agent_id: str, records_of_kiwis: list[list[Document]]) -> None:
+        """``Reload`` with the records of each Kiwi the agent serves, then each record again (see the module's
+        docstring)."""
+        for records in records_of_kiwis:
             domains: dict[str, list[dict]] = {}
             for record in records:
                 domains.setdefault(record["domain"], []).append(

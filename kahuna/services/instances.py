@@ -34,6 +34,7 @@ from kahuna.errors import (AgentCallFailed, AgentError, AgentUnavailable, Confli
 from kahuna.rpc import AgentGateway, InstanceAction
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
 from kahuna.services._undo import Undo
+from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
 from kahuna.services.names import check_name
 from kahuna.services.networks import AdapterService
@@ -384,9 +385,12 @@ class InstanceService:
         self.db.agents.delete_many({"_id": self.db.agents.get(agent_id)["_id"]})
         self.gateway.disconnect(agent_id, "instance deleted")
 
-    def on_controller_connected(self, agent_id: str) -> None:
-        """The Kontroller of a Kawaii or Konvey VM connected (the VM booted, or came back): have it
-        configure the VM from its metadata."""
+    def on_controllers_connected(self, agent_ids: list[str]) -> None:
+        """The Kontrollers of Kawaii or Konvey VMs connected (the VMs booted, or came back): have each configure
+        its VM from its metadata, a few at a time."""
+        run_each_concurrently(agent_ids, self._reload_controller, lambda agent_id: f"Kontroller {agent_id}")
+
+    def _reload_controller(self, agent_id: str) -> None:
         try:
             self.gateway.call(agent_id, rpc.method(rpc.KONTROLLER, "Reload"))
         except AgentError as exc:

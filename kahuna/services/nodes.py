@@ -9,6 +9,7 @@ from kahuna import rpc
 from kahuna.errors import AgentError
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import Owners, agents_of_type, delete_if_childless, insert_child
+from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
 from kahuna.storage import Database, Document
 
@@ -79,10 +80,16 @@ class KaktusService:
 
     # -- what the agents report ----------------------------------------------------------
 
-    def on_agent_connected(self, agent_id: str) -> None:
-        """A Kaktus agent connected: read the node's capabilities for every Kaktus it serves."""
-        for kaktus in self.db.kaktuses.find({"agent_ids": agent_id}):
-            self._scan_kaktus(kaktus, agent_id)
+    def on_agents_connected(self, agent_ids: list[str]) -> None:
+        """Kaktus agents connected: read the node's capabilities for every Kaktus they serve, from one of them.
+        The Kaktuses are found in one query, then scanned a few at a time (one failure stops no other)."""
+        connected = set(agent_ids)
+
+        def scan(kaktus: Document) -> None:
+            self._scan_kaktus(kaktus, next(agent_id for agent_id in kaktus["agent_ids"] if agent_id in connected))
+
+        run_each_concurrently(self.db.kaktuses.find({"agent_ids": {"$in": agent_ids}}), scan,
+                              lambda kaktus: f"Kaktus {kaktus['name']}")
 
     def _scan_kaktus(self, kaktus: Document, agent_id: str | None = None) -> Document:
         """Store what the node's agent reports; the Kaktus as stored afterwards (unchanged if no agent answers)."""
@@ -96,6 +103,8 @@ class KaktusService:
         capabilities = {"cpu": {"arch": node["Arch"], "model": node["Model"], "vendor": node["Vendor"],
                                 "sockets": node["Sockets"], "cores": node["Cores"], "threads": node["Threads"]},
                         "memory": node["Memory"]}
+        if kaktus.get("capabilities") == capabilities:
+            return kaktus  # as stored (every Kaktus after a restart): no write
         return self.db.kaktuses.update(kaktus["_id"], {"capabilities": capabilities})
 
 
@@ -132,8 +141,9 @@ class KiwiService:
 
     def _synchronize(self, kiwi: Document) -> None:
         """Agents already connected get the DNS data of the Kiwi they now serve."""
-        for agent_id in self.gateway.connected_ids(kiwi["agent_ids"]):
-            self.dns.on_agent_connected(agent_id)
+        connected = self.gateway.connected_ids(kiwi["agent_ids"])
+        if connected:
+            self.dns.on_agents_connected(connected)
 
     def delete(self, kiwi_id: str) -> None:
         self.get(kiwi_id)

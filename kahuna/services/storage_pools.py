@@ -11,6 +11,7 @@ from kahuna.errors import AgentError, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import (DELETING, READY, Owners, agents_of_type, child_of, clear_default, delete_if_childless,
                                      insert_child, set_default_if_none)
+from kahuna.services.agents import run_each_concurrently
 from kahuna.storage import Database, Document
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,11 @@ class PoolService:
         """A CephFS/NFS RPC (they name a file system, not a pool), sent to one connected agent of the pool."""
         return self.gateway.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
 
-    def on_agent_connected(self, agent_id: str) -> None:
-        for pool in self.db.pools.find({"agent_ids": agent_id}):
-            self._scan(pool)
+    def on_agents_connected(self, agent_ids: list[str]) -> None:
+        """Kaktus agents connected: refresh the stats of every pool they serve (found in one query), a few
+        pools at a time."""
+        run_each_concurrently(self.db.pools.find({"agent_ids": {"$in": agent_ids}}), self._scan,
+                              lambda pool: f"storage pool {pool['name']}")
 
     def _scan(self, pool: Document) -> None:
         try:

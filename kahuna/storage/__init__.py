@@ -26,7 +26,9 @@ class Database:
     :meth:`DocumentCache.attach` enabled it (the daemon does, for its active node).
     """
 
-    def __init__(self, uri: str, name: str, timeout_seconds: float = 5.0):
+    def __init__(self, uri: str, name: str, timeout_seconds: float = 5.0,
+                 event_listeners: typing.Sequence[typing.Any] = ()):
+        """*event_listeners*: pymongo monitoring listeners of this client only (the tests count commands)."""
         timeout_ms = int(timeout_seconds * 1000)
         # Majority write concern: a write Kahuna acknowledged survives a replica-set failover.
         self.client = pymongo.MongoClient(
@@ -37,6 +39,7 @@ class Database:
             w="majority",
             tz_aware=True,
             appname="kahuna",
+            event_listeners=list(event_listeners),
         )
         self.cache = DocumentCache()
         self.db = CachedDatabase(self.client[name], self.cache, CACHED_COLLECTIONS)

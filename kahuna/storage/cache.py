@@ -2,7 +2,9 @@
 
 Only ``find_one({"_id": <one id>})`` (optionally with a plain inclusion projection) is served
 from memory: :meth:`Documents.get`, the authentication lookups (API key digest -> token ->
-user, JWT session -> user), the owner checks of RBAC. Everything else goes to the database.
+user, JWT session -> user; agent -> API key digest -> token at an agent's handshake), the owner
+checks of RBAC. :meth:`CachedCollection.find_by_ids` serves several ids at once, asking the
+database in one query for those not in memory. Everything else goes to the database.
 
 Correctness rules:
 
@@ -25,6 +27,38 @@ Correctness rules:
   made outside this process (the passive node's e-mailed-link pages, a request the former
   active node finished after a failover, an operator's manual edit) can go unseen.
 
+Preloading (reconnect storms). After a restart or a failover every agent reconnects within
+seconds, right after the cache was cleared: each handshake would read its agent, its key's
+digest and its token from the database (three round trips, and on FerretDB's SQLite backend
+most of its CPU). :meth:`CachedCollection.preload` reads many documents in one query and keeps
+them; the daemon has the agents' credentials preloaded at the start of every active term
+(:meth:`kahuna.services.agents.AgentService.preload_credentials`), so that the storm's
+handshakes are answered from memory. Preloaded documents follow the same rules, with two
+differences that are deliberate:
+
+- **No late fill, per document.** A multi-document read (a preload, or the query of
+  :meth:`CachedCollection.find_by_ids`) takes a while, during which the storm's own writes
+  (an agent's new capabilities) come in: voiding the whole read at the first write, as a
+  single read is, would void it nearly always. So a bulk read records the ids written in its
+  collection while it is in flight and does not keep those; a collection-wide write or a
+  clear voids it whole.
+- **They live PRELOAD_MAX_AGE (60 s), not max_age.** A storm lasts up to some 30 s after the
+  preload; documents that expired after 5 s would all be read again one by one, which is what
+  the preload is there to avoid. The price: during the first minute of an active term, a write
+  to a preloaded document made *outside this process* (an operator's manual edit, or a key
+  rotated by a request the former active node finished after the failover) goes unseen for up
+  to 60 s instead of 5 s: the old key is still accepted, and the new one refused (its token,
+  as preloaded, holds the old digest), until then. Every write made through this process
+  (revoking, rotating or deleting a key, deleting an agent) still drops the documents at once,
+  so such a key is refused at the next handshake. A document read again after a write lives
+  max_age as usual.
+
+Preloads, and the documents they fill, are bounded too: a preload stops once the cache holds
+PRELOAD_SHARE of its entries or bytes, so the rest of the working set keeps room. Preloaded
+documents may be filled before the node is published active (the daemon preloads right after
+taking the lease, in the background): that is harmless, since entries are served only while the node is active and every
+active term starts with a clear.
+
 Documents are kept as BSON bytes and decoded at each hit: every caller gets its own copy, of
 the very types the database returns, and may change it freely.
 
@@ -36,6 +70,7 @@ patched lock is pure Python, and several times slower): enough under real thread
 from __future__ import annotations
 
 import collections
+import contextlib
 import time
 import typing
 
@@ -53,18 +88,30 @@ _os_lock = get_original("_thread", "allocate_lock")
 
 #: Seconds an entry may be served before it is read again (see the module's docstring).
 MAX_AGE = 5.0
-MAX_ENTRIES = 50_000
+#: Seconds a preloaded entry may be served: the length of a reconnect storm, with room (see the docstring).
+PRELOAD_MAX_AGE = 60.0
+#: Room for 10,000 agents' preloaded credentials (agent, API key digest, token: 30,000 entries) within
+#: PRELOAD_SHARE, and for the working set beside them.
+MAX_ENTRIES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
+#: The share of max_entries and max_bytes that a preload may fill the cache up to.
+PRELOAD_SHARE = 0.5
+#: Documents a bulk read fetches (one getMore each) and stores at a time: other greenlets run in between.
+_BULK_SLICE = 500
 
 #: Key types a cached ``_id`` may have (``bool`` excluded: ``True == 1`` in Python, not in BSON).
 _ID_TYPES = (ObjectId, str, int)
+
+
+def _cacheable_id(value: typing.Any) -> bool:
+    return type(value) is not bool and isinstance(value, _ID_TYPES)
 
 
 def _single_id(query: typing.Any) -> typing.Any:
     """The ``_id`` of ``{"_id": <scalar>}``, else None."""
     if type(query) is dict and len(query) == 1:
         value = query.get("_id")
-        if value is not None and type(value) is not bool and isinstance(value, _ID_TYPES):
+        if value is not None and _cacheable_id(value):
             return value
     return None
 
@@ -123,6 +170,20 @@ def _project(document: Document, shape: tuple[bool, tuple[str, ...]]) -> Documen
     return projected
 
 
+class BulkRead:
+    """A multi-document read of one collection in flight, and the ids written there meanwhile.
+
+    Made by :meth:`DocumentCache.bulk_read`; :meth:`DocumentCache.fill_bulk` keeps none of those
+    ids, and nothing at all once the whole collection was written or the cache cleared.
+    """
+
+    __slots__ = ("collection", "clears", "written", "void")
+
+    def __init__(self, collection: str, clears: int):
+        self.collection = collection
+        self.clears = clears
+        self.written: set[typing.Any] = set()
+        self.void = False
 
 
 class CacheStats(typing.NamedTuple):
@@ -147,6 +208,8 @@ class DocumentCache:
         self._generations: dict[str, int] = {}
         self._epochs: dict[str, int] = {}
         self._clears = 0
+        # Per collection: the bulk reads in flight there (see BulkRead).
+        self._bulk_reads: dict[str, set[BulkRead]] = {}
         self._lock = _os_lock()
         self._is_active: typing.Callable[[], bool] = lambda: False
         self.hits = 0
@@ -199,13 +262,7 @@ class DocumentCache:
         with self._lock:
             if snapshot != (self._clears, self._generations.get(collection, 0)):
                 return False
-            key = (collection, doc_id)
-            self._drop(key)
-            self._entries[key] = (raw, self._epochs.get(collection, 0), self.clock() + self.max_age)
-            self._bytes += size
-            while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-                _, (old, _, _) = self._entries.popitem(last=False)
-                self._bytes -= len(old)
+            self._store((collection, doc_id), raw, self.clock() + self.max_age)
             return True
 
     def _drop(self, key: tuple[str, typing.Any]) -> None:
@@ -213,18 +270,73 @@ class DocumentCache:
         if entry is not None:
             self._bytes -= len(entry[0])
 
+    def _store(self, key: tuple[str, typing.Any], raw: bytes, expires: float) -> None:
+        """Under the lock: *raw* as the entry of *key*, then the least recently used out beyond the bounds."""
+        self._drop(key)
+        self._entries[key] = (raw, self._epochs.get(key[0], 0), expires)
+        self._bytes += len(raw)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, (old, _, _) = self._entries.popitem(last=False)
+            self._bytes -= len(old)
+
+    # -- reads of many documents ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def bulk_read(self, collection: str) -> typing.Iterator[BulkRead]:
+        """Open before a multi-document read of *collection* is sent, for :meth:`fill_bulk`; closed after."""
+        with self._lock:
+            read = BulkRead(collection, self._clears)
+            self._bulk_reads.setdefault(collection, set()).add(read)
+        try:
+            yield read
+        finally:
+            with self._lock:
+                reads = self._bulk_reads[collection]
+                reads.discard(read)
+                if not reads:
+                    del self._bulk_reads[collection]
+
+    def fill_bulk(self, read: BulkRead, documents: typing.Iterable[tuple[typing.Any, bytes]],
+                  max_age: float | None = None, share: float = 1.0) -> int:
+        """Keep *documents* (``(_id, bson)`` pairs that *read* returned) for *max_age* seconds (default
+        ``max_age``), but none written since *read* was opened, and only while the cache holds less than
+        *share* of its bounds (1: least recently used out as usual). Returns how many were kept."""
+        lifetime = self.max_age if max_age is None else max_age
+        capped = share < 1.0
+        entries_cap, bytes_cap = int(self.max_entries * share), int(self.max_bytes * share)
+        single_cap = self.max_bytes // 16
+        kept = 0
+        with self._lock:
+            if read.void or read.clears != self._clears:
+                return 0
+            expires = self.clock() + lifetime
+            for doc_id, raw in documents:
+                if capped and (len(self._entries) >= entries_cap or self._bytes + len(raw) > bytes_cap):
+                    break
+                if len(raw) > single_cap or doc_id in read.written or not _cacheable_id(doc_id):
+                    continue
+                self._store((read.collection, doc_id), raw, expires)
+                kept += 1
+        return kept
+
     # -- writes --------------------------------------------------------------------
 
     def invalidate(self, collection: str, ids: typing.Iterable[typing.Any] | None = None) -> None:
         """Drop *ids* of *collection* (all its documents when None); reads in flight there will not fill."""
         with self._lock:
             self._generations[collection] = self._generations.get(collection, 0) + 1
+            reads = self._bulk_reads.get(collection, ())
             if ids is None:
                 # Entries of an older epoch are dropped lazily, when next looked up or evicted.
                 self._epochs[collection] = self._epochs.get(collection, 0) + 1
+                for read in reads:
+                    read.void = True
             else:
+                ids = list(ids)
                 for doc_id in ids:
                     self._drop((collection, doc_id))
+                for read in reads:
+                    read.written.update(ids)
 
 
 class CachedCollection:
@@ -273,6 +385,49 @@ class CachedCollection:
             cache.fill(self._name, doc_id, raw, snapshot)
         document = bson.decode(raw, self._codec)
         return document if shape is _WHOLE else _project(document, shape)
+
+    def find_by_ids(self, ids: typing.Iterable[typing.Any],
+                    projection: typing.Any = None) -> dict[typing.Any, Document]:
+        """The documents of *ids* that exist, by ``_id``: those in memory from there, the others read one by one
+        by ``_id`` (and kept, as :meth:`find_one` does). *projection* is a plain inclusion.
+
+        One by one, not ``{"_id": {"$in": [...]}}``: FerretDB does not push ``$in`` down to SQLite, so each
+        such query decodes the whole collection (over a second at 10,000 agents), while a read by ``_id``
+        costs the same whatever the collection's size."""
+        shape = _inclusion(projection)
+        if shape is None:
+            raise ValueError(f"find_by_ids takes a plain inclusion projection, not {projection!r}")
+        cache = self._cache
+        documents = {}
+        for doc_id in dict.fromkeys(ids):
+            raw = cache.lookup(self._name, doc_id) if cache.enabled() and _cacheable_id(doc_id) else None
+            document = bson.decode(raw, self._codec) if raw is not None else self.find_one({"_id": doc_id})
+            if document is not None:
+                documents[doc_id] = document if shape is _WHOLE else _project(document, shape)
+        return documents
+
+    def preload(self, filter: typing.Any, *, keep: typing.Callable[[RawBSONDocument], bool] | None = None,  # noqa: A002
+                limit: int = 0) -> list[RawBSONDocument]:
+        """Read the documents matching *filter* in one query (at most *limit*, 0: all) and keep in the cache
+        for PRELOAD_MAX_AGE those that *keep* accepts (all without it), as far as PRELOAD_SHARE of the cache's
+        bounds allows; return the accepted ones, as :class:`RawBSONDocument` (their fields decode on access).
+
+        The documents are kept even if the node is not active yet (see the module's docstring)."""
+        cache = self._cache
+        accepted: list[RawBSONDocument] = []
+        with cache.bulk_read(self._name) as read:
+            cursor = self._raw.find(filter, batch_size=_BULK_SLICE, limit=limit)
+            batch: list[RawBSONDocument] = []
+            for document in cursor:
+                if keep is None or keep(document):
+                    batch.append(document)
+                if len(batch) == _BULK_SLICE:
+                    cache.fill_bulk(read, [(doc["_id"], doc.raw) for doc in batch], PRELOAD_MAX_AGE, PRELOAD_SHARE)
+                    accepted += batch
+                    batch = []
+            cache.fill_bulk(read, [(doc["_id"], doc.raw) for doc in batch], PRELOAD_MAX_AGE, PRELOAD_SHARE)
+            accepted += batch
+        return accepted
 
     # -- writes --------------------------------------------------------------------
 
