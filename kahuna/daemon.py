@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass, field
 
 import gevent
+import gevent.event
 import pykka
 
 from kahuna.config import Config
@@ -20,6 +21,7 @@ from kahuna.mail import Mailer, mailer_for
 from kahuna.metrics import Metrics
 from kahuna.server import NoDelayWSGIServer
 from kahuna.services import Services, build_services
+from kahuna.services.agents import AgentService
 from kahuna.services.recovery import Recovery
 from kahuna.storage import Database
 from kahuna.storage.embedded import EmbeddedFerretDB
@@ -57,6 +59,18 @@ def _clean_up_leftovers(recovery: Recovery, is_active: typing.Callable[[], bool]
         gevent.sleep(interval)
 
 
+def _preload_each_term(term_started: gevent.event.Event, agents: AgentService) -> None:
+    """Each time an active term starts (the cache just cleared, every agent about to reconnect), preload the
+    agents' credentials so that their handshakes need no database round trip."""
+    while True:
+        term_started.wait()
+        term_started.clear()
+        try:
+            log.info("credentials of %d agents preloaded for their handshakes", agents.preload_credentials())
+        except Exception:  # noqa: BLE001 - e.g. the database is away: the handshakes read it themselves
+            log.exception("agents' credentials not preloaded")
+
+
 @dataclass
 class Kahuna:
     """A running Kahuna: ``Kahuna.start(config)``, then ``serve_forever()`` or ``stop()``."""
@@ -75,14 +89,20 @@ class Kahuna:
     # CPU stretches without yielding on the hub (None when global.watchdog.enabled is false).
     watchdog: HubWatchdog | None = None
     _cleaner: typing.Any = field(default=None, repr=False)
+    _preloader: typing.Any = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
 
     @classmethod
     def start(cls, config: Config, mailer: Mailer | None = None) -> Kahuna:
         # Imported here: these pull in pykka and Flask, which must come after gevent's patching.
+        import gevent
+
         from actors import AgentPlane, AgentSettings, LeaseKeeper, Serializer, Throttle
         from api import AgentSocket, NodeState, create_app
 
+        # Each greenlet would otherwise keep a copy of the stack that spawned it (some 25 objects): with
+        # two greenlets per connected agent that is a third of what an agent costs, for a debugging aid.
+        gevent.config.track_greenlet_tree = False
         embedded = None
         g = config.global_
         # An SMTP relay, or without one a maildir (created now: a directory that cannot be is a start-up error).
@@ -105,32 +125,41 @@ class Kahuna:
                                          dead_after=g.agents.deadAfterSeconds,
                                          max_message_bytes=g.agents.maxMessageBytes,
                                          max_garbage=g.agents.maxGarbageFrames,
-                                         garbage_window=g.agents.garbageWindowSeconds),
+                                         garbage_window=g.agents.garbageWindowSeconds,
+                                         late_reply_grace=g.agents.lateReplyGraceSeconds),
                            observe_rpc=metrics.observe_rpc)
         services = build_services(config, db, mailer, Serializer(), plane, Throttle())
-        plane.set_on_connected(lambda agent: services.agents.on_connected(agent.id, agent.type, agent.version,
-                                                                          agent.methods))
+        plane.set_on_connected(services.agents.on_agents_connected)
         recovery = Recovery(db, services)
         lease = None
         is_active: typing.Callable[[], bool] = lambda: True  # noqa: E731
+        # Set as each active term starts; the preloader (spawned once the cache is attached, which clears it)
+        # then fills the cache with the agents' credentials, for the reconnect storm that follows.
+        term_started = gevent.event.Event()
         if g.ha.enabled:
-            lease_store = LeaseStore(db, g.ha.leaseSeconds)
+            def open_lease_store() -> LeaseStore:
+                # In the lease keeper's own thread, on a client of its own (see actors/_lease.py).
+                return LeaseStore(Database(uri, g.db.name), g.ha.leaseSeconds)
 
             def become_writer(lease_token: int) -> None:
                 # Before the node serves as active: forget what it cached while passive, and finish or undo
-                # what the previous writer left half-way.
+                # what the previous writer left half-way; then (in the background) preload the agents' credentials.
                 db.cache.clear()
                 recovery.take_over(lease_token)
+                services.agents.expect_preload()
+                term_started.set()
 
-            lease = LeaseKeeper(lease_store, node_identity(g.ha.nodeName), g.ha.leaseSeconds,
+            lease = LeaseKeeper(open_lease_store, node_identity(g.ha.nodeName), g.ha.leaseSeconds,
                                 on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"),
                                 on_gained=become_writer)
             is_active = lease.is_active
         else:
             recovery.take_over()
+            services.agents.expect_preload()
+            term_started.set()
         # Reads by _id come from memory while this node is active; a passive node reads the database.
         db.cache.attach(is_active)
-        metrics.watch(db, lambda: [agent.type for agent in plane.connected()], is_active)
+        metrics.watch(db, plane.count_by_type, is_active)
         agent_socket = AgentSocket(services.agents, plane, accepting=is_active)
         application = create_app(services, agent_socket, NodeState(is_active, metrics))
         watchdog = None
@@ -141,6 +170,7 @@ class Kahuna:
                      agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease,
                      watchdog=watchdog)
         kahuna._cleaner = gevent.spawn(_clean_up_leftovers, recovery, is_active, RECOVERY_INTERVAL)
+        kahuna._preloader = gevent.spawn(_preload_each_term, term_started, services.agents)
         return kahuna
 
     def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:
@@ -177,6 +207,8 @@ class Kahuna:
         self._stopped = True
         if self._cleaner is not None:
             self._cleaner.kill(block=False)
+        if self._preloader is not None:
+            self._preloader.kill(block=False)
         if self.lease is not None:
             self.lease.stop(release=True)
         if self.server is not None:

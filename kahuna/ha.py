@@ -127,6 +127,10 @@ class LeaseStore:
         self.ttl = datetime.timedelta(seconds=ttl_seconds)
         self.keep, self.prune_every = keep, prune_every
 
+    def close(self) -> None:
+        """Close the database client the store was opened on."""
+        self.collection.database.client.close()
+
     def latest(self) -> Grant | None:
         document = self.collection.find_one({}, sort=[("_id", pymongo.DESCENDING)])
         return Grant.of(document) if document else None

@@ -18,7 +18,7 @@ import gevent
 import gevent.event
 import pytest
 
-from actors._lease import _TICK, LeaseKeeper
+from actors._lease import LeaseKeeper
 from kahuna.ha import COLLECTION, LEGACY_COLLECTION, LEGACY_ID, RENEW_FRACTION, SAFETY_MARGIN, Contender, Grant, LeaseStore
 from kahuna.storage import Database, utcnow
 
@@ -48,10 +48,12 @@ def connect(ferretdb):
         return opened[-1]
 
     yield open_database
-    if opened:
-        opened[0].client.drop_database(name)
-    for database in opened:
+    for database in opened:  # some were closed already (a lease keeper closes its own)
         database.close()
+    if opened:
+        cleaner = Database(ferretdb.uri, name)
+        cleaner.client.drop_database(name)
+        cleaner.close()
 
 
 def race(calls):
@@ -263,19 +265,22 @@ def test_the_keeper_of_a_frozen_holder_finds_it_lost_and_tells_its_listeners(con
         # Runs before the node serves as active.
         gained.append((name, name in keepers and keepers[name].is_active()))
 
-    a = keepers["a"] = LeaseKeeper(LeaseStore(connect(), ttl), "a", ttl, on_lost=lambda: lost.append("a"),
+    a = keepers["a"] = LeaseKeeper(lambda: LeaseStore(connect(), ttl), "a", ttl, on_lost=lambda: lost.append("a"),
                                    on_gained=lambda token: on_gained("a"))
-    b = keepers["b"] = LeaseKeeper(LeaseStore(connect(), ttl), "b", ttl, on_lost=lambda: lost.append("b"),
+    b = keepers["b"] = LeaseKeeper(lambda: LeaseStore(connect(), ttl), "b", ttl, on_lost=lambda: lost.append("b"),
                                    on_gained=lambda token: on_gained("b"))
     try:
         assert a.is_active() and not b.is_active() and gained == [("a", False)]
-        a._ticker.kill()
+        a.pause()
         deadline = time.monotonic() + 60
         while not b.is_active() and time.monotonic() < deadline:
             gevent.sleep(0.05)
         assert b.is_active() and not a.is_active()
         assert lost == [] and gained == [("a", False), ("b", False)]
-        a._ref.ask(_TICK, timeout=30)
+        a.step_now()
+        deadline = time.monotonic() + 30  # on_lost runs on the main hub, in a greenlet of its own
+        while not lost and time.monotonic() < deadline:
+            gevent.sleep(0.05)
         assert lost == ["a"]
         assert (a.role.active, a.role.holder) == (False, "b") and a.role.token == b.role.token == 2
     finally:
@@ -292,7 +297,7 @@ def test_a_node_that_cannot_get_ready_to_write_stays_passive_and_tries_again(con
         if len(attempts) == 1:
             raise RuntimeError("database away")
 
-    keeper = LeaseKeeper(LeaseStore(connect(), ttl), "a", ttl, on_lost=lambda: None, on_gained=on_gained)
+    keeper = LeaseKeeper(lambda: LeaseStore(connect(), ttl), "a", ttl, on_lost=lambda: None, on_gained=on_gained)
     try:
         assert not keeper.is_active() and keeper.role.holder == "a"
         deadline = time.monotonic() + 60
