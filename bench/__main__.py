@@ -1,4 +1,6 @@
-"""``python -m bench [rest] [agents] [failover] [hostile] [--agents N]``: run the benchmarks and print their tables."""
+"""``python -m bench [rest] [agents] [failover] [hostile] [--agents N [N ...]] [--failover-agents N]``.
+
+Runs the benchmarks and prints their tables."""
 
 from gevent import monkey
 
@@ -50,8 +52,9 @@ def main() -> None:
     # No argparse choices: with nargs="*" Python 3.11 refuses the empty list that means "all".
     parser.add_argument("which", nargs="*", metavar="{rest,agents,failover,hostile}",
                         help="the benchmarks to run (all of them when none is named)")
-    parser.add_argument("--agents", type=int, default=1000, help="simulated agents to connect")
-    parser.add_argument("--failover-agents", type=int, default=1000, help="agents connected during the failover")
+    parser.add_argument("--agents", type=int, nargs="+", default=[1000, 10000],
+                        help="simulated agents to connect (one run per count)")
+    parser.add_argument("--failover-agents", type=int, default=10000, help="agents connected during the failover")
     args = parser.parse_args()
     benchmarks = ["rest", "agents", "failover", "hostile"]
     unknown = [name for name in args.which if name not in benchmarks]
@@ -64,8 +67,8 @@ def main() -> None:
     if "rest" in args.which:
         measured("REST API (one Kahuna process, the load generator in another, loopback)", production.rest)
     if "agents" in args.which:
-        measured(f"Agents at scale ({args.agents} simulated Kaktus agents, loopback)",
-                 lambda: agents.run(args.agents))
+        for count in args.agents:
+            measured(f"Agents at scale ({count} simulated Kaktus agents, loopback)", lambda: agents.run(count))
     if "failover" in args.which:
         measured("Failover of the HA pair behind Caddy", lambda: production.failover(args.failover_agents))
     if "hostile" in args.which:

@@ -1,5 +1,8 @@
 """Agents at scale: memory per connection, connect rate, RPC round trips under load.
 
+The agents are known ones (a restart or a failover of Kahuna: their records and capabilities
+stored as after their first connection), dialling a Kahuna just started.
+
 Kahuna runs in this process (on a private FerretDB) so that calls can be timed at
 the source; the simulated agents run in a second process (bench.swarm). All on
 loopback. Prints a table.
@@ -20,14 +23,17 @@ import gevent
 
 from bson import ObjectId
 
-from kahuna import credentials, rpc
+from kahuna import collector, credentials, rpc
 from kahuna.config import Config
 from kahuna.daemon import Kahuna
 from kahuna.errors import AgentError
 from kahuna.storage import Database, schema, utcnow
 from kahuna.storage.embedded import EmbeddedFerretDB
+from tests.simulator import VERSIONS
 
 NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+#: What a simulated Kaktus answers to Capabilities (tests/simulator.py).
+KNOWN_CAPABILITIES = {"version": VERSIONS[rpc.KAKTUS], "methods": sorted(rpc.CATALOG[rpc.KAKTUS])}
 
 
 def rss_mib() -> float:
@@ -42,12 +48,8 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def provision(kahuna: Kahuna, count: int) -> list[tuple[str, str]]:
-    return _provision(kahuna.db, count)
-
-
 def provision_documents(uri: str, name: str, count: int) -> list[tuple[str, str]]:
-    """:func:`provision` into the database of a Kahuna that runs in another process."""
+    """*count* known Kaktus agents and their keys, written in the database at *uri*; their (id, key)."""
     db = Database(uri, name)
     try:
         return _provision(db, count)
@@ -64,7 +66,9 @@ def _provision(db: Database, count: int) -> list[tuple[str, str]]:
         agent_id, token_id, key = ObjectId(), ObjectId(), credentials.generate_api_key()
         digest = credentials.digest(key)
         common = {"created_at": now, "updated_at": now, "schema_version": schema.CURRENT_VERSION}
-        agents.append({"_id": agent_id, "name": f"kaktus-{n:05d}", "description": "", "type": rpc.KAKTUS, **common})
+        # Known agents (a restart or a failover): their capabilities stored as after their first connection.
+        agents.append({"_id": agent_id, "name": f"kaktus-{n:05d}", "description": "", "type": rpc.KAKTUS,
+                       "capabilities": KNOWN_CAPABILITIES, **common})
         tokens.append({"_id": token_id, "name": f"kaktus-{n:05d}-api-key", "description": "", "parent_type": "agent",
                        "parent_id": str(agent_id), "api_key_sha256": digest, "expire": False,
                        "expiration_date": None, **common})
@@ -102,15 +106,21 @@ def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as scratch:
         ferret = EmbeddedFerretDB(Path(scratch) / "db").start()
         config = Config().with_overrides({"global.db.uri": ferret.uri, "global.db.name": "bench",
-                                          "global.logLevel": "WARNING"})
+                                          "global.logLevel": "WARNING", "global.watchdog.thresholdMs": 20})
+        # The agents are known before Kahuna starts, as at a restart: it preloads their credentials.
+        provisioned = provision_documents(ferret.uri, "bench", agent_count)
         kahuna = Kahuna.start(config)
         server = kahuna.listen("127.0.0.1", 0)
+        collector.keep_long_lived_aside()  # as `kahuna serve` does
         try:
-            provisioned = provision(kahuna, agent_count)
             agents_file = Path(scratch) / "agents.txt"
             agents_file.write_text("".join(f"{i} {k}\n" for i, k in provisioned))
+            deadline = time.monotonic() + 60  # the preload, which the baseline must include
+            while kahuna.db.cache.stats().entries < 3 * agent_count and time.monotonic() < deadline:
+                gevent.sleep(0.1)
             gevent.sleep(0.5)
             baseline = rss_mib()
+            storm_started = time.time()
             swarm = subprocess.Popen(
                 [sys.executable, "-m", "bench.swarm", "--url", f"ws://127.0.0.1:{server.address[1]}",
                  "--agents", str(agents_file)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -118,16 +128,20 @@ def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
             swarm_line = swarm.stdout.readline().strip()  # cooperative: subprocess is patched by gevent
             connect_seconds = float(swarm_line.split()[2])
             deadline = time.monotonic() + 30  # the last capability probes
-            while len(kahuna.plane.connected()) < agent_count and time.monotonic() < deadline:
+            while sum(1 for agent in kahuna.plane.connected() if agent.methods) < agent_count and \
+                    time.monotonic() < deadline:
                 gevent.sleep(0.2)
             connected = kahuna.plane.connected()
             welcomed = [a.id for a in connected if a.methods]
             gevent.sleep(1)
             loaded = rss_mib()
             ids = [a.id for a in connected]
+            calls_started = time.time()
             sequential, sequential_failures = timed_calls(kahuna, ids, calls // 2, 1)
             concurrent, concurrent_failures = timed_calls(kahuna, ids, calls, 50)
             still_connected = len(kahuna.plane.connected())
+            storm_stalls = kahuna.watchdog.stalls(since=storm_started) if kahuna.watchdog else []
+            call_stalls = kahuna.watchdog.stalls(since=calls_started) if kahuna.watchdog else []
             swarm.stdin.close()
             swarm.wait(timeout=120)
         finally:
@@ -147,4 +161,15 @@ def run(agent_count: int, calls: int = 2000) -> list[tuple[str, str]]:
                                        f"p99 {percentile(concurrent, 0.99):.2f} ms ({len(concurrent)} calls, "
                                        f"{concurrent_failures} failed)"),
         ("agents still connected after the calls", f"{still_connected}"),
+        ("watchdog: hub stalls, connect storm and calls", _stalls(storm_stalls)),
+        ("watchdog: hub stalls, calls only", _stalls(call_stalls)),
     ]
+
+
+def _stalls(stalls: list) -> str:
+    if not stalls:
+        return "none over the threshold"
+    longest = max(stalls, key=lambda stall: stall.seconds)
+    over_50 = sum(stall.seconds > 0.050 for stall in stalls)
+    return f"{len(stalls)} over the threshold, {over_50} over 50 ms; longest: {longest}"
+

@@ -4,7 +4,8 @@ Reads ``<agent id> <api key>`` lines from --agents, connects them all to --url
 (at most --concurrency handshakes at once), prints ``connected <n> <seconds>``,
 then serves requests until its standard input closes. With --reconnect, each agent
 redials with jittered backoff when its socket drops (as the Go agents do), e.g.
-through a failover; --ca checks a wss:// server's certificate.
+through a failover, moving to the next --url if several are given; --ca checks a
+wss:// server's certificate.
 """
 
 from gevent import monkey
@@ -23,14 +24,16 @@ from tests.simulator import Backoff, SimulatedAgent  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, action="append",
+                        help="Kahuna's URL; given again, a fallback each agent dials in turn when a dial fails")
     parser.add_argument("--agents", required=True)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--reconnect", action="store_true")
     parser.add_argument("--ca", default=None)
     args = parser.parse_args()
     credentials = [line.split() for line in open(args.agents) if line.strip()]
-    agents = [SimulatedAgent(args.url, "Kaktus", agent_id, key, ca_file=args.ca) for agent_id, key in credentials]
+    agents = [SimulatedAgent(args.url[0], "Kaktus", agent_id, key, ca_file=args.ca, fallback_urls=args.url[1:])
+              for agent_id, key in credentials]
     pool = gevent.pool.Pool(args.concurrency)
     failures = []
 
