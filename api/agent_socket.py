@@ -8,7 +8,8 @@ context.
 
 A flood of handshakes must not flood the log: refusals are logged at most once per
 REFUSAL_LOG_INTERVAL, with the count of those not logged. An agent closed for
-abuse (too many useless frames) is refused with 429 until its cool-down is over.
+abuse (too many useless frames) is refused with 429 until its cool-down is over. At most
+HANDSHAKES_AT_ONCE handshakes are checked at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import math
 import time
 import typing
 
+import gevent.lock
 from werkzeug.datastructures import EnvironHeaders
 
 from actors import AgentInfo, AgentPlane
@@ -29,6 +31,10 @@ PATH = "/ws"
 _AGENT = "kahuna.agent"
 _REASONS = {400: "400 Bad Request", 403: "403 Forbidden", 429: "429 Too Many Requests",
             503: "503 Service Unavailable"}
+#: Handshakes checked at once. When 10,000 agents dial together, checking them all at once would put thousands
+#: of greenlets in the hub's ready queue, and every other request (a health check, /metrics, the API) would wait
+#: behind all of them for seconds; parked on this semaphore they wait without delaying anyone else.
+HANDSHAKES_AT_ONCE = 64
 #: Seconds between two log lines about refused handshakes.
 REFUSAL_LOG_INTERVAL = 10.0
 
@@ -41,6 +47,8 @@ class AgentSocket:
         self.accepting = accepting
         self._next_log = 0.0
         self._unlogged = 0
+        # Handshakes checked at once; the others wait their turn, parked (see HANDSHAKES_AT_ONCE).
+        self._admitting = gevent.lock.BoundedSemaphore(HANDSHAKES_AT_ONCE)
 
     def gate(self, environ: dict) -> tuple[str, str] | None:
         """None to let the upgrade happen, or (status, body) to refuse it before the 101."""
@@ -49,7 +57,8 @@ class AgentSocket:
         if not self.accepting():
             return _REASONS[503], "Service Unavailable\n"
         try:
-            environ[_AGENT] = self.agents.authenticate(EnvironHeaders(environ))
+            with self._admitting:
+                environ[_AGENT] = self.agents.authenticate(EnvironHeaders(environ))
         except HandshakeRefused as refusal:
             self._log_refusal(environ, refusal.reason)
             body = f"Bad Request: {refusal.reason}\n" if refusal.status == 400 else "Forbidden\n"

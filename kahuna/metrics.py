@@ -9,7 +9,11 @@ time from their owners, so they are never stale. Each Kahuna has its own registr
 from __future__ import annotations
 
 import gc
+import logging
+import time
 import typing
+
+import gevent
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -18,6 +22,12 @@ from kahuna.storage import Database, schema
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NOT_OBJECTS = {"settings", "api_key", "agent_nonce", "session"}
+#: Seconds between two counts of the stored objects (see _StateCollector).
+OBJECT_COUNT_SECONDS = 15.0
+#: Seconds the first scrape waits for the first count.
+FIRST_COUNT_WAIT = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class Metrics:
@@ -67,11 +77,37 @@ class Metrics:
 
 
 class _StateCollector:
+    """Gauges read at scrape time. The object counts are the database's, counted in the background at most
+    every OBJECT_COUNT_SECONDS and reported as last counted: on FerretDB a count reads the whole collection, and
+    a scrape during a reconnect storm waited seconds for them behind the storm's queries."""
+
     def __init__(self, db: Database, connected_by_type: typing.Callable[[], dict[str, int]],
                  is_active: typing.Callable[[], bool]):
         self.db = db
         self.connected_by_type = connected_by_type
         self.is_active = is_active
+        self._objects: dict[str, int] = {}
+        self._counted_at = -OBJECT_COUNT_SECONDS
+        self._counting: typing.Any = None  # the greenlet counting now, if any
+
+    def _count_objects(self) -> None:
+        try:
+            self._objects = {kind.collection: self.db.db[kind.collection].estimated_document_count()
+                             for kind in schema.KINDS if kind.collection not in _NOT_OBJECTS}
+        except Exception:  # noqa: BLE001 - a database outage: the last counts stay
+            log.info("objects not counted for /metrics: the database did not answer")
+        finally:
+            self._counted_at = time.monotonic()
+
+    def _object_counts(self) -> dict[str, int]:
+        """The last counts; a new count starts when they are older than OBJECT_COUNT_SECONDS (the first scrape
+        waits for it, a bounded while)."""
+        if time.monotonic() - self._counted_at >= OBJECT_COUNT_SECONDS and \
+                (self._counting is None or self._counting.dead):
+            self._counting = gevent.spawn(self._count_objects)
+            if not self._objects:
+                self._counting.join(timeout=FIRST_COUNT_WAIT)
+        return self._objects
 
     def describe(self) -> list:
         return []
@@ -94,11 +130,7 @@ class _StateCollector:
                                                     value=stats.entries))
         yield GaugeMetricFamily("kahuna_gc_frozen_objects", "Long-lived objects set aside from the garbage "
                                 "collector's passes (kahuna/collector.py).", value=gc.get_freeze_count())
-        objects = GaugeMetricFamily("kahuna_objects", "Objects stored, by kind.", labels=["kind"])
-        try:
-            for kind in schema.KINDS:
-                if kind.collection not in _NOT_OBJECTS:
-                    objects.add_metric([kind.collection], self.db.db[kind.collection].estimated_document_count())
-        except Exception:  # noqa: BLE001 - a scrape during a database outage still reports the rest
-            return
+        objects = GaugeMetricFamily("kahuna_objects", "Objects stored, by kind (as last counted).", labels=["kind"])
+        for collection, count in sorted(self._object_counts().items()):
+            objects.add_metric([collection], count)
         yield objects
