@@ -1,13 +1,12 @@
 """The served OpenAPI document against the contract (api/contract/openapi.yaml, Kowabunga API 0.53.2)."""
 
-from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.contract import contract
 from tests.deployment import MASTER_KEY
 
-CONTRACT = yaml.safe_load((Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml").read_text())
+CONTRACT = contract()
 METHODS = ("get", "post", "put", "patch", "delete")
 
 

@@ -11,11 +11,9 @@ import itertools
 import json
 import os
 import re
-from pathlib import Path
 
 import kowabunga as k
 import pytest
-import yaml
 from marshmallow import fields
 
 import api.schemas.agents
@@ -27,9 +25,10 @@ import api.schemas.tokens
 import api.schemas.users  # noqa: F401 - every schema module, for test_request_schemas_are_strict
 from api.schemas import common
 from kahuna import access
+from tests.contract import contract
 from tests.deployment import MASTER_KEY, Deployment
 
-CONTRACT = yaml.safe_load((Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml").read_text())
+CONTRACT = contract()
 NO_SUCH_ID = "5f0000000000000000000000"
 
 DEEP_ARRAY = "[" * 50_000 + "]" * 50_000

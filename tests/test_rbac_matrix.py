@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import datetime
 import re
-from pathlib import Path
 
 import jwt
 import kowabunga as k
 import pytest
-import yaml
 from bson import ObjectId
 
 from kahuna import access
 from kahuna.errors import Forbidden, NotFound, Unauthorized
+from tests.contract import contract
 from tests.deployment import MASTER_KEY
 from tests.mailserver import fact_in
 
-CONTRACT = yaml.safe_load((Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml").read_text())
+CONTRACT = contract()
 OPERATIONS = [(item[method]["operationId"], method.upper(), path)
               for path, item in CONTRACT["paths"].items() for method in ("get", "post", "put", "patch", "delete")
               if method in item]
