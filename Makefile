@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 DATA ?= ./data
 
-.PHONY: install run test bench wheel deb clean
+.PHONY: install run test lint bench wheel deb clean
 
 install: $(VENV)/.installed .tools/bin/ferretdb .tools/.system-deps
 
@@ -24,8 +24,12 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(VENV)/bin/kahuna serve --embedded $(DATA)
 
-test: install
+test: install lint
 	$(VENV)/bin/python -m pytest
+
+# The rule set and why: pyproject.toml, [tool.ruff.lint].
+lint: install
+	$(VENV)/bin/ruff check kahuna actors api tests bench
 
 bench: install
 	$(VENV)/bin/python -m bench

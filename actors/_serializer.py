@@ -44,7 +44,8 @@ DEFAULT_TIMEOUT = 30.0
 
 #: The order in which nested owners are taken (by key prefix); an operation holding a key
 #: only ever waits for keys of a later rank, so no two operations wait on each other.
-KEY_ORDER = ("superadmins", "user", "token", "domains", "kawaii", "konvey", "kylo", "kompute", "instance", "volume", "project",
+KEY_ORDER = ("superadmins", "user", "token", "domains", "kawaii", "konvey", "kylo", "kompute", "instance", "volume",
+             "project",
              "region", "nfs", "region-subnets", "vnet", "zone", "pool", "subnet", "adapter")
 #: Owners of one object, held across its agents' work: their callers wait longer.
 OBJECT_KEYS = ("kawaii", "konvey", "kylo", "kompute", "instance", "volume")

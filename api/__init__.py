@@ -18,8 +18,24 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api import (agents, compute, errors, gateways, metadata, networks, nodes, pages, projects, records, regions, storage,
-                 teams, tokens, users, zones)
+from api import (
+    agents,
+    compute,
+    errors,
+    gateways,
+    metadata,
+    networks,
+    nodes,
+    pages,
+    projects,
+    records,
+    regions,
+    storage,
+    teams,
+    tokens,
+    users,
+    zones,
+)
 from api.agent_socket import PATH as AGENT_SOCKET_PATH
 from api.agent_socket import AgentSocket
 from kahuna import API_VERSION

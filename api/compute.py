@@ -7,8 +7,14 @@ import typing
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.compute import (InstanceRemoteAccessSchema, InstanceSchema, InstanceStateSchema, KomputeSchema,
-                                 KyloSchema, VolumeSchema)
+from api.schemas.compute import (
+    InstanceRemoteAccessSchema,
+    InstanceSchema,
+    InstanceStateSchema,
+    KomputeSchema,
+    KyloSchema,
+    VolumeSchema,
+)
 
 volume_blp = Blueprint("volume", __name__, description="Volumes: RBD images of a project.")
 instance_blp = Blueprint("instance", __name__, description="Instances: virtual machines on a Kaktus.")

@@ -98,7 +98,8 @@ def handle_unexpected(error: Exception) -> Response:
 # integer; a value of the wrong JSON type; an unknown field) is a 400; well-formed input that breaks a rule
 # (missing field, value out of range) is a 422. PATCH documents no 400: there, both are 422.
 
-_MALFORMED_PREFIXES = ("Not a valid", "Invalid input type", "Invalid JSON body", "Unknown field", "Field may not be null")
+_MALFORMED_PREFIXES = ("Not a valid", "Invalid input type", "Invalid JSON body", "Unknown field",
+                       "Field may not be null")
 
 
 def _leaves(messages: typing.Any) -> typing.Iterator[str]:

@@ -5,11 +5,25 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, identity, services
-from api.schemas.compute import (InstanceSchema, KawaiiSchema, KomputeQuerySchema, KomputeSchema, KonveySchema,
-                                 KyloSchema, NfsQuerySchema, VolumeQuerySchema, VolumeSchema)
+from api.schemas.compute import (
+    InstanceSchema,
+    KawaiiSchema,
+    KomputeQuerySchema,
+    KomputeSchema,
+    KonveySchema,
+    KyloSchema,
+    NfsQuerySchema,
+    VolumeQuerySchema,
+    VolumeSchema,
+)
 from api.schemas.infrastructure import DnsRecordSchema
-from api.schemas.projects import (CostSchema, ListProjectsQuerySchema, ProjectResourcesSchema, ProjectSchema,
-                                  SubnetSizeQuerySchema)
+from api.schemas.projects import (
+    CostSchema,
+    ListProjectsQuerySchema,
+    ProjectResourcesSchema,
+    ProjectSchema,
+    SubnetSizeQuerySchema,
+)
 
 blp = Blueprint("project", __name__, description="Projects (tenants) and what they own.")
 

@@ -68,7 +68,7 @@ def main() -> None:
         measured("REST API (one Kahuna process, the load generator in another, loopback)", production.rest)
     if "agents" in args.which:
         for count in args.agents:
-            measured(f"Agents at scale ({count} simulated Kaktus agents, loopback)", lambda: agents.run(count))
+            measured(f"Agents at scale ({count} simulated Kaktus agents, loopback)", lambda n=count: agents.run(n))
     if "failover" in args.which:
         measured("Failover of the HA pair behind Caddy", lambda: production.failover(args.failover_agents))
     if "hostile" in args.which:

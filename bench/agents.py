@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import gevent
-
 from bson import ObjectId
 
 from kahuna import collector, credentials, rpc

@@ -49,7 +49,7 @@ def run(concurrency: int = 32, seconds: float = 10.0) -> list[tuple[str, str]]:
             agents = provision_documents(database.uri, "bench", 2)
             quiet = _load(node.url, "GET", path, key, None, concurrency, seconds)
             rows.append((f"REST read alone [{concurrency} connections, {seconds:g} s]", _figures(quiet)))
-            for kind, (agent_id, agent_key) in zip(("garbage", "ping"), agents):
+            for kind, (agent_id, agent_key) in zip(("garbage", "ping"), agents, strict=True):
                 log_before, cpu_before = log_file.stat().st_size, cpu_seconds(node.process.pid)
                 flooder = subprocess.Popen([sys.executable, "-m", "bench.flood", "--url", node.url, "--id", agent_id,
                                             "--key", agent_key, "--seconds", str(seconds + 2), "--kind", kind],

@@ -102,7 +102,8 @@ class Templates:
 
     def render(self, os: str, seed: Seed) -> dict[str, bytes]:
         if os not in OPERATING_SYSTEMS:
-            raise Unprocessable(f"no cloud-init templates for OS {os!r}: expected one of {', '.join(OPERATING_SYSTEMS)}")
+            raise Unprocessable(f"no cloud-init templates for OS {os!r}: "
+                                f"expected one of {', '.join(OPERATING_SYSTEMS)}")
         documents = {}
         for name in DOCUMENTS:
             template_name = f"{os}/{name}.j2"

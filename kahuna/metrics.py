@@ -14,7 +14,6 @@ import time
 import typing
 
 import gevent
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 

@@ -188,7 +188,7 @@ def random_mac() -> str:
 def normalize_mac(text: str) -> str:
     """A MAC in any usual notation (aa:bb:.., aa-bb-.., aabb.ccdd.eeff) as lowercase aa:bb:cc:dd:ee:ff."""
     digits = re.sub(r"[:.\-]", "", text.strip().lower())
-    if not _MAC_HEX.match(digits) or not re.match(r"^([0-9a-f]{2}([:-])){5}[0-9a-f]{2}$|^([0-9a-f]{4}\.){2}[0-9a-f]{4}$",
-                                                    text.strip().lower()):
+    notations = r"^([0-9a-f]{2}([:-])){5}[0-9a-f]{2}$|^([0-9a-f]{4}\.){2}[0-9a-f]{4}$"
+    if not _MAC_HEX.match(digits) or not re.match(notations, text.strip().lower()):
         raise Unprocessable(f"invalid MAC address {text!r}")
     return ":".join(digits[i:i + 2] for i in range(0, 12, 2))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import urllib.parse
 from dataclasses import dataclass
-
-import time
 
 import gevent
 import kowabunga

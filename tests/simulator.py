@@ -22,7 +22,6 @@ import json
 import logging
 import random
 import secrets
-import socket
 import typing
 from dataclasses import dataclass, field
 
@@ -228,7 +227,7 @@ class SimulatedAgent:
                         message, pieces = b"".join(pieces), []
                         if frame.opcode != websocket.ABNF.OPCODE_TEXT:
                             gevent.spawn(self._serve_request, ws, message)
-        except (websocket.WebSocketException, OSError, socket.error, AttributeError):
+        except (websocket.WebSocketException, OSError, AttributeError):
             pass
         finally:
             if self._ws is ws:

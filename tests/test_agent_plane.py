@@ -13,7 +13,6 @@ import gevent.event
 import kowabunga
 import pytest
 import urllib3
-
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import WebSocket
 
@@ -350,7 +349,7 @@ def test_a_close_during_a_large_send_never_cuts_into_its_frame(ferretdb, mail_se
     connection.settimeout(30)
     connection.connect((host, port))
     try:
-        lines = [f"GET /ws HTTP/1.1", f"Host: {host}:{port}", "Connection: Upgrade", "Upgrade: websocket",
+        lines = ["GET /ws HTTP/1.1", f"Host: {host}:{port}", "Connection: Upgrade", "Upgrade: websocket",
                  "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
                  f"{TYPE_HEADER}: Kaktus", f"{ID_HEADER}: {agent_id}", f"{KEY_HEADER}: {key}"]
         connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -406,11 +405,10 @@ def masked_frame(opcode: int, payload: bytes) -> bytes:
 def test_a_disconnect_mid_call_fails_the_caller_at_once(deployment):
     agent = deployment.simulated_agent("kaktus-1")
     agent.behaviour.drop_on.add("GetInstanceState")
-    started = time.monotonic()
+    # AgentDisconnected, not AgentTimeout: the caller failed on the disconnect, without waiting out its timeout.
     with pytest.raises(AgentDisconnected):
         deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "x"},
-                                     timeout=30)
-    assert time.monotonic() - started < 30  # failed on the disconnect, not on the timeout
+                                     timeout=300)
     deployment.wait_until(lambda: deployment.kahuna.plane.info(agent.id) is None)
 
 

@@ -208,7 +208,7 @@ def test_a_batch_costs_one_query_per_collection_of_holders_whatever_its_size(cou
     per_batch = {"kaktus": 1, "storage_pool": 1, "kiwi": 1, "project": 1, "dns_record": 1, "instance": 1}
     assert reads[0] == {"agent": len(list(small)), **per_batch} and reads[1] == {"agent": len(list(large)), **per_batch}
     # Capabilities never stored before: each written once, by _id alone.
-    for batch, writes in zip((small, large), agent_writes):
+    for batch, writes in zip((small, large), agent_writes, strict=False):
         filters = [update["q"] for write in writes for update in write.body["updates"]]
         assert sorted(str(query["_id"]) for query in filters) == sorted(agent.id for agent in batch)
         assert all(list(query) == ["_id"] for query in filters)

@@ -18,6 +18,7 @@ import pytest
 from bson import ObjectId
 from pymongo.collection import Collection
 
+from kahuna.errors import Conflict
 from kahuna.ha import LeaseStore
 from kahuna.storage import Database
 from kahuna.storage.cache import MAX_AGE, PRELOAD_MAX_AGE, PRELOAD_SHARE, CachedCollection, DocumentCache
@@ -156,7 +157,7 @@ def test_a_failed_write_still_invalidates(db):
     db.users.insert({"name": "bob", "email": "bob@example.com", "role": "user"})
     uid = db.users.insert({"name": "ann", "email": "ann@example.com", "role": "user"})["_id"]
     db.users.get(uid)
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         db.users.update(uid, {"email": "bob@example.com"})  # unique index
     entries = db.cache.stats().entries
     db.users.get(uid)

@@ -199,8 +199,9 @@ def test_overlapping_domains_asked_at_once_go_to_one_project(platform, tenants):
 def test_deleting_a_project_leaves_other_tenants_zones_and_records(platform, tenants):
     a, b = tenants
     west_kiwis = [platform.agents[name] for name in ("kiwi-west-1", "kiwi-west-2")]
-    k.ProjectApi(a.user_api).create_project_dns_record(a.project.id, k.DnsRecord(name="login", addresses=["10.50.0.20"]))
-    k.ProjectApi(b.user_api).create_project_dns_record(b.project.id, k.DnsRecord(name="login", addresses=["10.50.0.99"]))
+    for tenant, address in ((a, "10.50.0.20"), (b, "10.50.0.99")):
+        k.ProjectApi(tenant.user_api).create_project_dns_record(tenant.project.id,
+                                                                k.DnsRecord(name="login", addresses=[address]))
     for kiwi in west_kiwis:
         assert kiwi.dns_records["shop-a.acme.internal"]["login"] == ["10.50.0.20"]
         # B's records land in B's zone only, whatever their name.
@@ -357,7 +358,8 @@ def test_names_that_would_be_paths_or_commands_on_the_agents_are_refused(platfor
             name=name, vcpus=1, memory=GIB, disk=10 * GIB)),
         lambda: projects.create_project_region_kylo(a.project.id, west, k.Kylo(name=name)),
         lambda: projects.create_project_region_konvey(a.project.id, west, k.Konvey(name=name, endpoints=[
-            k.KonveyEndpoint(name="https", port=443, protocol="tcp", backends=k.KonveyBackends(hosts=["10.50.0.30"], port=8443))])),
+            k.KonveyEndpoint(name="https", port=443, protocol="tcp",
+                             backends=k.KonveyBackends(hosts=["10.50.0.30"], port=8443))])),
         lambda: k.ProjectApi(a.api).create_project(k.Project(name=name, teams=[a.team.id], regions=[])),
     ]
     for call in calls:

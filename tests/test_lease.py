@@ -19,7 +19,16 @@ import gevent.event
 import pytest
 
 from actors._lease import LeaseKeeper
-from kahuna.ha import COLLECTION, LEGACY_COLLECTION, LEGACY_ID, RENEW_FRACTION, SAFETY_MARGIN, Contender, Grant, LeaseStore
+from kahuna.ha import (
+    COLLECTION,
+    LEGACY_COLLECTION,
+    LEGACY_ID,
+    RENEW_FRACTION,
+    SAFETY_MARGIN,
+    Contender,
+    Grant,
+    LeaseStore,
+)
 from kahuna.storage import Database, utcnow
 
 TTL = 10.0  # seconds of the fake clock
@@ -80,7 +89,7 @@ def assert_one_holder_per_token(log: list[dict]) -> None:
     """Grants are a gap-free sequence; the token grows exactly when the holder changes (a release has none)."""
     assert [grant["_id"] for grant in log] == list(range(log[0]["_id"], log[0]["_id"] + len(log)))
     holders_of: dict[int, set[str]] = {}
-    for previous, grant in zip([None, *log], log):
+    for previous, grant in zip([None, *log], log, strict=False):
         if grant["holder"]:
             holders_of.setdefault(grant["token"], set()).add(grant["holder"])
         if previous is None:
@@ -100,7 +109,7 @@ def test_racing_inserts_of_the_next_grant_have_exactly_one_winner(connect):
     winners = []
     for _ in range(50):
         newest = stores[0].latest()
-        results = race([lambda store=store, node=f"node-{i}": store.append(node, newest)
+        results = race([lambda store=store, node=f"node-{i}", newest=newest: store.append(node, newest)
                         for i, store in enumerate(stores)])
         won = [grant for grant in results if grant is not None]
         assert len(won) == 1, won

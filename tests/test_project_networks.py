@@ -101,7 +101,8 @@ def test_project_records_reach_every_kiwi_agent_of_its_regions(platform):
         assert platform.agents[name].dns_records["shop.acme.internal"]["db"] == ["10.50.0.21", "10.50.0.22"]
     expect_error(409, projects.create_project_dns_record, project.id, k.DnsRecord(name="db", addresses=["10.0.0.1"]))
     expect_error(422, projects.create_project_dns_record, project.id, k.DnsRecord(name="x", addresses=["nope"]))
-    expect_error(422, projects.create_project_dns_record, project.id, k.DnsRecord(name="bad name!", addresses=["10.0.0.1"]))
+    expect_error(422, projects.create_project_dns_record, project.id,
+                 k.DnsRecord(name="bad name!", addresses=["10.0.0.1"]))
     records.delete_dns_record(record.id)
     for name in WEST_KIWIS:
         assert platform.agents[name].dns_records["shop.acme.internal"] == {}

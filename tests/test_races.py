@@ -314,15 +314,15 @@ def test_a_project_deleted_while_things_are_created_in_it_keeps_them_or_leaves_n
         project = new_project(platform, f"doomed-{tag}")
         domain = f"doomed-{tag}.acme.internal"
         creates = (
-            [lambda c, n=n: k.ProjectApi(c).create_project_region_volume_with_http_info(
-                project.id, west, k.Volume(name=f"{tag}-data-{n}", type="raw", size=GIB)) for n in range(3)]
-            + [lambda c, n=n: k.ProjectApi(c).create_project_dns_record_with_http_info(
-                project.id, k.DnsRecord(name=f"{tag}-host-{n}", addresses=[f"10.50.0.{20 + n}"])) for n in range(3)]
-            + [lambda c, n=n: k.ProjectApi(c).create_project_zone_kompute_with_http_info(
-                project.id, zone, k.Kompute(name=f"{tag}-vm-{n}", vcpus=1, memory=GIB, disk=2 * GIB))
+            [lambda c, n=n, p=project, t=tag: k.ProjectApi(c).create_project_region_volume_with_http_info(
+                p.id, west, k.Volume(name=f"{t}-data-{n}", type="raw", size=GIB)) for n in range(3)]
+            + [lambda c, n=n, p=project, t=tag: k.ProjectApi(c).create_project_dns_record_with_http_info(
+                p.id, k.DnsRecord(name=f"{t}-host-{n}", addresses=[f"10.50.0.{20 + n}"])) for n in range(3)]
+            + [lambda c, n=n, p=project, t=tag: k.ProjectApi(c).create_project_zone_kompute_with_http_info(
+                p.id, zone, k.Kompute(name=f"{t}-vm-{n}", vcpus=1, memory=GIB, disk=2 * GIB))
                for n in range(2)])
         # The creations spread over ~40 ms, the deletion a little later each round: some land inside its window.
-        tasks = [after(0.004 * round_, lambda c: k.ProjectApi(c).delete_project_with_http_info(project.id))]
+        tasks = [after(0.004 * round_, lambda c, p=project: k.ProjectApi(c).delete_project_with_http_info(p.id))]
         tasks += [after(0.005 * n, create) for n, create in enumerate(creates)]
 
         outcomes = race(platform.deployment, tasks)
@@ -615,7 +615,8 @@ def test_random_writers_on_shared_objects_keep_the_invariants(platform):
         def worker(client, operations=operations, log=log):
             while operations:
                 index, kind, target, param = operations.popleft()
-                outcome = outcome_of(lambda: shared.run(client, kind, random.Random(target), random.Random(param)))
+                outcome = outcome_of(lambda kind=kind, target=target, param=param: shared.run(
+                    client, kind, random.Random(target), random.Random(param)))
                 log.append((index, kind, outcome.status, outcome.data if outcome.status >= 400 else None))
             return Outcome(200)
 

@@ -27,8 +27,8 @@ def test_each_zone_and_region_list_holds_only_its_own(platform, project):
     for name, region in (("data-west", "eu-west"), ("data-east", "eu-east")):
         projects.create_project_region_volume(project.id, regions[region].id, k.Volume(name=name, type="raw", size=GIB))
     projects.create_project_region_konvey(project.id, regions["eu-west"].id, k.Konvey(
-        name="lb", failover=False, endpoints=[k.KonveyEndpoint(name="https", port=443, protocol="tcp",
-                                                             backends=k.KonveyBackends(hosts=["10.50.0.10"], port=443))]))
+        name="lb", failover=False, endpoints=[k.KonveyEndpoint(
+            name="https", port=443, protocol="tcp", backends=k.KonveyBackends(hosts=["10.50.0.10"], port=443))]))
     instance, kompute_api, volume_api, konvey_api = (k.InstanceApi(platform.api), k.KomputeApi(platform.api),
                                                      k.VolumeApi(platform.api), k.KonveyApi(platform.api))
     konvey_zone = next(z for z in ("a", "b") if projects.list_project_zone_konveys(project.id, zones[z].id))

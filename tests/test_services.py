@@ -59,7 +59,8 @@ def vm_names(platform, profile):
 
 def test_a_kawaii_is_one_vm_per_zone_with_virtual_addresses_mastered_locally(platform, project):
     peer = platform.subnets["eu-west-3"]  # another VPC of the region, e.g. a shared service
-    gateway = kawaii(platform, project, firewall=k.KawaiiFirewall(ingress=[k.KawaiiFirewallIngressRule(ports="22,443")]),
+    gateway = kawaii(platform, project,
+                     firewall=k.KawaiiFirewall(ingress=[k.KawaiiFirewallIngressRule(ports="22,443")]),
                      dnat=[k.KawaiiDNatRule(destination="10.50.0.20", ports="8080")],
                      vpc_peerings=[k.KawaiiVpcPeering(subnet=peer.id, ingress=[k.KawaiiVpcForwardRule(ports="5432")])])
     peering = gateway.vpc_peerings[0]

@@ -11,6 +11,7 @@ from kahuna.costs import Pricing
 from kahuna.credentials import PasswordHasher
 from kahuna.mail import Mailer
 from kahuna.rpc import KAKTUS, KIWI, KONTROLLER, AgentGateway
+from kahuna.services._common import Owners
 from kahuna.services.access_control import AccessControl
 from kahuna.services.agents import AgentService
 from kahuna.services.dns import DnsService
@@ -21,13 +22,12 @@ from kahuna.services.kylos import KyloService
 from kahuna.services.metadata import MetadataService
 from kahuna.services.networks import AdapterService, SubnetService, VNetService
 from kahuna.services.nodes import KaktusService, KiwiService
-from kahuna.services.regions import RegionService, ZoneService
-from kahuna.services.storage_pools import NfsService, PoolService, TemplateService
 from kahuna.services.projects import ProjectService
+from kahuna.services.regions import RegionService, ZoneService
 from kahuna.services.sessions import SessionService
+from kahuna.services.storage_pools import NfsService, PoolService, TemplateService
 from kahuna.services.teams import TeamService
 from kahuna.services.throttling import AttemptLimiter, Guard
-from kahuna.services._common import Owners
 from kahuna.services.tokens import TokenService
 from kahuna.services.users import UserService
 from kahuna.services.volumes import VolumeService
@@ -109,7 +109,8 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
     compute = (db, gateway, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
-                    access=access_control, agents=agents, regions=RegionService(db, serializer, dns), zones=ZoneService(db, serializer),
+                    access=access_control, agents=agents, regions=RegionService(db, serializer, dns),
+                    zones=ZoneService(db, serializer),
                     kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns, serializer), pools=pools,
                     nfs=NfsService(db, serializer),
                     templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,

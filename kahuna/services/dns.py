@@ -144,7 +144,8 @@ class DnsService:
     def create_zone(self, project: Document) -> None:
         if project.get("domain"):
             domain = {"Domain": project["domain"]}
-            self._apply(self._targets(project.get("region_ids", [])), "CreateDnsZone", domain, ("DeleteDnsZone", domain))
+            self._apply(self._targets(project.get("region_ids", [])), "CreateDnsZone", domain,
+                        ("DeleteDnsZone", domain))
 
     def check_reachable(self, project: Document) -> None:
         """AgentUnavailable unless every Kiwi of the project's regions has a connected agent."""
@@ -282,8 +283,8 @@ class DnsService:
                 domains.setdefault(record["domain"], []).append(
                     {"Name": record["name"], "Type": "A", "Addresses": record["addresses"]})
             try:
-                self.gateway.call(agent_id, _kiwi("Reload"),
-                                  {"Domains": [{"Name": name, "Records": entries} for name, entries in domains.items()]})
+                reload = [{"Name": name, "Records": entries} for name, entries in domains.items()]
+                self.gateway.call(agent_id, _kiwi("Reload"), {"Domains": reload})
             except AgentError as exc:
                 log.warning("Kiwi agent %s not reloaded: %s", agent_id, exc.reason)
                 return

@@ -239,7 +239,8 @@ class KawaiiService(_Services):
             peerings.append({**peering, "netip": netip})
         return {**kawaii, "vpc_peerings": peerings,
                 "netip": {"public": sorted(z["public"] for z in zones), "private": sorted(z["private"] for z in zones),
-                          "zones": [{"zone": z["zone"], "public": z["public"], "private": z["private"]} for z in zones]}}
+                          "zones": [{"zone": z["zone"], "public": z["public"], "private": z["private"]}
+                                    for z in zones]}}
 
     def _vm_address_in(self, kompute_id: str, subnet_id: str) -> str:
         instance = self.db.instances.get(self.db.komputes.get(kompute_id)["instance_id"])

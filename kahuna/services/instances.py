@@ -29,8 +29,15 @@ from dataclasses import dataclass, field
 from bson import ObjectId
 
 from kahuna import cloudinit, credentials, domain, placement, rpc
-from kahuna.errors import (AgentCallFailed, AgentError, AgentUnavailable, Conflict, NotFound, QuotaExceeded,
-                           Unprocessable)
+from kahuna.errors import (
+    AgentCallFailed,
+    AgentError,
+    AgentUnavailable,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    Unprocessable,
+)
 from kahuna.rpc import AgentGateway, InstanceAction
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
 from kahuna.services._undo import Undo
@@ -101,7 +108,8 @@ class Plan:
 class InstanceService:
     def __init__(self, db: Database, gateway: AgentGateway, serializer: typing.Any, projects: ProjectService,
                  pools: PoolService, volumes: VolumeService, adapters: AdapterService, dns: DnsService,
-                 tokens: TokenService, templates: cloudinit.Templates, public_url: str, hasher: credentials.PasswordHasher):
+                 tokens: TokenService, templates: cloudinit.Templates, public_url: str,
+                 hasher: credentials.PasswordHasher):
         self.db = db
         self.gateway = gateway
         self.serializer = serializer
@@ -166,7 +174,8 @@ class InstanceService:
         if volume.get("project_id") != project_id or volume["type"] not in (OS, RAW):
             raise Unprocessable(f"volume {volume_id} is not a volume of this project")
         if volume.get("state", "ready") != "ready":
-            raise Conflict(f"volume {volume['name']} is being {'created' if volume['state'] == 'creating' else 'changed'}")
+            doing = "created" if volume["state"] == "creating" else "changed"
+            raise Conflict(f"volume {volume['name']} is being {doing}")
         if self.db.instances.exists({"volume_ids": volume_id}):
             raise Conflict(f"volume {volume['name']} is already a disk of an instance")
 
@@ -182,7 +191,8 @@ class InstanceService:
             for new in plan.new_adapters:
                 adapter = self.adapters.create(new.subnet_id, {"name": new.name, "description": instance["name"]},
                                                assign_ip=new.assign_ip, made_for=str(instance["_id"]))
-                undo.push(f"delete adapter {new.name}", lambda a=adapter: self.db.adapters.delete_many({"_id": a["_id"]}))
+                undo.push(f"delete adapter {new.name}",
+                          lambda a=adapter: self.db.adapters.delete_many({"_id": a["_id"]}))
                 adapter_ids.append(str(adapter["_id"]))
             volume_ids = list(plan.volume_ids)
             for volume in self.db.volumes.find({"instance_id": str(instance["_id"]), "type": {"$ne": ISO}},

@@ -8,7 +8,7 @@ import random
 import typing
 
 from kahuna.errors import AgentCallFailed, Conflict, Unprocessable
-from kahuna.services._common import CREATING, child_of, owned_ids, live_project
+from kahuna.services._common import CREATING, child_of, live_project, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
@@ -99,7 +99,8 @@ class KyloService:
         access, protocols = self._sharing(fields)
         nfs = self.db.nfs.get(kylo["nfs_id"])
         changed = {**kylo, "access": access, "protocols": protocols}
-        self.pools.call_cephfs(self.pools.get(nfs["storage_pool_id"]), "UpdateNfsBackends", self._backends(changed, nfs))
+        self.pools.call_cephfs(self.pools.get(nfs["storage_pool_id"]), "UpdateNfsBackends",
+                               self._backends(changed, nfs))
         return self.db.kylos.update(kylo_id, {"description": fields.get("description", ""), "access": access,
                                               "protocols": protocols})
 

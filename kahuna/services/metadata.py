@@ -61,7 +61,8 @@ class MetadataService:
                           client, FAILURES_PER_SOURCE)
                 raise
         address = source_ip.split(":")[0] if source_ip.count(":") == 1 else source_ip
-        instance = self.db.instances.find_one({"_id": ObjectId(instance_id)}) if ObjectId.is_valid(instance_id) else None
+        instance = (self.db.instances.find_one({"_id": ObjectId(instance_id)}) if ObjectId.is_valid(instance_id)
+                    else None)
         if instance is None or not instance.get("local_ip") or instance["local_ip"] != address:
             self._log("instance metadata: failed look-up from client %s (instance id %.40r, address %.40r)",
                       client, instance_id, source_ip)
@@ -177,6 +178,7 @@ class MetadataService:
             "virtual_ips": [{"vrrp_id": konvey["vrrp_id"], "interface": "ens4", "vip": konvey["vip"],
                              "priority": MASTER if master else BACKUP, "mask": konvey["mask"], "public": False}],
             "endpoints": [{"name": e["name"], "port": e["port"], "protocol": e["protocol"],
-                           "backends": [{"host": host, "port": e["backends"]["port"]} for host in e["backends"]["hosts"]]}
+                           "backends": [{"host": host, "port": e["backends"]["port"]}
+                                        for host in e["backends"]["hosts"]]}
                           for e in konvey["endpoints"]],
         }

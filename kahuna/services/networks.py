@@ -11,8 +11,15 @@ import typing
 
 from kahuna import network
 from kahuna.errors import Conflict, Unprocessable
-from kahuna.services._common import (Owners, child_of, clear_default, delete_if_childless, insert_child,
-                                     refuse_if_children, set_default_if_none)
+from kahuna.services._common import (
+    Owners,
+    child_of,
+    clear_default,
+    delete_if_childless,
+    insert_child,
+    refuse_if_children,
+    set_default_if_none,
+)
 from kahuna.storage import Database, Document
 
 MAX_VLAN = 4094

@@ -9,8 +9,17 @@ import urllib.parse
 from kahuna import network, rpc
 from kahuna.errors import AgentError, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import (DELETING, READY, Owners, agents_of_type, child_of, clear_default, delete_if_childless,
-                                     insert_child, set_default_if_none)
+from kahuna.services._common import (
+    DELETING,
+    READY,
+    Owners,
+    agents_of_type,
+    child_of,
+    clear_default,
+    delete_if_childless,
+    insert_child,
+    set_default_if_none,
+)
 from kahuna.services.agents import run_each_concurrently
 from kahuna.storage import Database, Document
 

@@ -24,9 +24,9 @@ from kahuna import credentials
 from kahuna.access import Identity, Role
 from kahuna.errors import Conflict, Forbidden, NotFound, Unprocessable
 from kahuna.mail import Letter, Mailer
+from kahuna.services._common import Owners
 from kahuna.services.sessions import SessionService
 from kahuna.services.throttling import Guard
-from kahuna.services._common import Owners
 from kahuna.services.tokens import USER, TokenService
 from kahuna.storage import Database, Document, utcnow
 

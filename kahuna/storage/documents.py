@@ -144,7 +144,8 @@ class Documents:
 
     def insert(self, fields: Document, conflict: str | None = None) -> Document:
         now = utcnow()
-        doc = {"_id": new_object_id(), **fields, "created_at": now, "updated_at": now, "schema_version": self.schema_version}
+        doc = {"_id": new_object_id(), **fields, "created_at": now, "updated_at": now,
+               "schema_version": self.schema_version}
         try:
             self.collection.insert_one(doc)
         except OperationFailure as exc:

@@ -74,7 +74,8 @@ class EmbeddedFerretDB:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EmbeddedDbError(f"FerretDB exited with {self.process.returncode}; see {self.data_dir}/ferretdb.log")
+                raise EmbeddedDbError(f"FerretDB exited with {self.process.returncode}; "
+                                      f"see {self.data_dir}/ferretdb.log")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self

@@ -852,7 +852,7 @@ class Converter:
         zones, virtual_ips = [], []
         vips = list(mzr.get("virtual_ips") or [])
         komputes = [self.ctx.get("kompute", k) for k in _ids(mzr.get("kompute_ids"))]
-        for zone_name in sorted((mzr.get("public_adapter_ids") or {})):
+        for zone_name in sorted(mzr.get("public_adapter_ids") or {}):
             zone = self.ctx.named("zone", zone_name)
             if zone is None:
                 self.warn("kawaii", doc, f"zone {zone_name!r} is unknown: its VM and addresses are not converted")
