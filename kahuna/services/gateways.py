@@ -18,7 +18,7 @@ import typing
 
 from bson import ObjectId
 
-from kahuna import ports, rpc
+from kahuna import port_lists, rpc
 from kahuna.errors import AgentError, Conflict, NotFound, Unprocessable
 from kahuna.rpc import AgentGateway
 from kahuna.services._common import CREATING, DELETING, READY, insert_owned, instance_ids_in_zone, owned_ids
@@ -59,12 +59,12 @@ def _network(text: str | None, what: str) -> str:
 def firewall_rules(rules: list[dict] | None, peer_key: str) -> list[dict[str, str]]:
     return [{peer_key: _network(rule.get(peer_key), peer_key), "protocol": _choice(rule.get("protocol"), PROTOCOLS,
                                                                                     "tcp", "protocol"),
-             "ports": ports.check_port_list(rule["ports"])} for rule in rules or []]
+             "ports": port_lists.check_port_list(rule["ports"])} for rule in rules or []]
 
 
 def forward_rules(rules: list[dict] | None, forced_ports: str = "") -> list[dict[str, str]]:
     return [{"protocol": _choice(rule.get("protocol"), PROTOCOLS, "tcp", "protocol"),
-             "ports": ports.check_port_list(rule["ports"])} for rule in rules or []] + (
+             "ports": port_lists.check_port_list(rule["ports"])} for rule in rules or []] + (
         [{"protocol": "tcp", "ports": forced_ports}] if forced_ports else [])
 
 
@@ -164,7 +164,7 @@ class KawaiiService(_Services):
                          "egress": firewall_rules(firewall.get("egress"), "destination")},
             "dnat": [{"destination": str(_address(rule["destination"])),
                       "protocol": _choice(rule.get("protocol"), PROTOCOLS, "tcp", "protocol"),
-                      "ports": ports.check_port_list(rule["ports"])} for rule in fields.get("dnat") or []],
+                      "ports": port_lists.check_port_list(rule["ports"])} for rule in fields.get("dnat") or []],
         }
 
     def _peerings(self, project: Document, peerings: list[dict] | None) -> list[dict[str, typing.Any]]:
@@ -369,10 +369,10 @@ class KonveyService(_Services):
         checked = []
         for endpoint in endpoints:
             backends = endpoint["backends"]
-            checked.append({"name": endpoint["name"], "port": ports.check_port(endpoint["port"]),
+            checked.append({"name": endpoint["name"], "port": port_lists.check_port(endpoint["port"]),
                             "protocol": _choice(endpoint.get("protocol"), PROTOCOLS, "tcp", "protocol"),
                             "backends": {"hosts": [str(_address(h)) for h in backends["hosts"]],
-                                         "port": ports.check_port(backends["port"])}})
+                                         "port": port_lists.check_port(backends["port"])}})
         names = [e["name"] for e in checked]
         if len(set(names)) != len(names):
             raise Unprocessable("endpoint names must be unique")

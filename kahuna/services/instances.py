@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from bson import ObjectId
 
-from kahuna import cloudinit, credentials, domain, placement, rpc
+from kahuna import cloudinit, credentials, libvirt_xml, placement, rpc
 from kahuna.errors import (
     AgentCallFailed,
     AgentError,
@@ -324,14 +324,14 @@ class InstanceService:
         # The domain.
         kaktus = self.db.kaktuses.get(instance["kaktus_id"])
         node = self.gateway.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, "NodeCapabilities"))
-        storage = domain.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
+        storage = libvirt_xml.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
                                  pool.get("ceph_secret_uuid", ""))
-        xml = domain.domain_xml(
+        xml = libvirt_xml.domain_xml(
             instance["name"], instance["vcpus"], instance["memory"], node["Arch"], node["GuestMachineName"],
             node["GuestEmulator"], storage,
-            [domain.Disk(domain.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
+            [libvirt_xml.Disk(libvirt_xml.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
              for i, v in enumerate(disks)],
-            domain.Disk("hdd", pool["pool"], seed_volume["name"]),
+            libvirt_xml.Disk("hdd", pool["pool"], seed_volume["name"]),
             [bridged for _, bridged in wiring])
         self._kaktus_call(kaktus, "CreateInstance", {"Name": instance["name"], "XML": xml})
         undo.push(f"undefine {instance['name']}", lambda: self._undefine(kaktus, instance["name"]))
@@ -349,7 +349,7 @@ class InstanceService:
         return public + [a for a in adapters if a not in public]
 
     def _nics(self, project: Document, zone: Document,
-              instance: Document) -> list[tuple[cloudinit.Interface, domain.Nic]]:
+              instance: Document) -> list[tuple[cloudinit.Interface, libvirt_xml.Nic]]:
         """Each NIC as cloud-init configures it (addresses, default route, DNS) and as the domain bridges it."""
         gateway_of_zone = project.get("zone_gateways", {}).get(str(zone["_id"]), "")
         project_subnet_ids = {entry["value"] for entry in project.get("private_subnets", [])}
@@ -372,7 +372,7 @@ class InstanceService:
                 dns=subnet.get("dns", "") if first_two else "",
                 domain=project.get("domain", "") if first_two else "",
                 routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []),
-                domain.Nic(adapter["mac"], vnet["interface"], vnet["vlan"])))
+                libvirt_xml.Nic(adapter["mac"], vnet["interface"], vnet["vlan"])))
         return nics
 
     # -- agents ------------------------------------------------------------------------
@@ -477,7 +477,7 @@ class InstanceService:
         try:
             xml = self._kaktus_call(kaktus, "GetInstance", {"Name": instance["name"], "Migratable": True})["XML"]
             self._kaktus_call(kaktus, "UpdateInstance", {"Name": instance["name"],
-                                                         "XML": domain.set_resources(xml, vcpus, memory)})
+                                                         "XML": libvirt_xml.set_resources(xml, vcpus, memory)})
         except BaseException:
             self.db.instances.update(instance_id, {**old, "state": READY}, extra={"$unset": {"previous": ""}})
             raise
