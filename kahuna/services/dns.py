@@ -25,7 +25,7 @@ import typing
 from kahuna import network, rpc
 from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Conflict, Unprocessable
 from kahuna.rpc import AgentGateway
-from kahuna.services._common import Owners, insert_child, insert_owned
+from kahuna.services._common import DELETING, FAILED, Owners, insert_child, insert_owned
 from kahuna.services.agents import run_each_concurrently
 from kahuna.storage import Database, Document
 
@@ -258,53 +258,67 @@ class DnsService:
 
     def on_agents_connected(self, agent_ids: list[str]) -> None:
         """Bring Kiwi agents that just connected up to date with every record they serve. The Kiwis they serve
-        are found in one query and each region's records read once, then the agents are brought up to date a
-        few at a time (one failure stops no other)."""
+        are found in one query, then the agents are brought up to date a few at a time (one failure stops no
+        other)."""
         connected = set(agent_ids)
         kiwis_of: dict[str, list[Document]] = {}
         for kiwi in self.db.kiwis.find({"agent_ids": {"$in": agent_ids}}):
             for agent_id in kiwi["agent_ids"]:
                 if agent_id in connected:
                     kiwis_of.setdefault(agent_id, []).append(kiwi)
-        regions = {kiwi["region_id"] for kiwis in kiwis_of.values() for kiwi in kiwis}
-        records_of = {region_id: self._records_of_region(region_id) for region_id in regions}
 
         def resynchronize(agent_id: str) -> None:
-            self._resynchronize(agent_id, [records_of[kiwi["region_id"]] for kiwi in kiwis_of[agent_id]])
+            for kiwi in kiwis_of[agent_id]:
+                if not self._resynchronize(agent_id, kiwi["region_id"]):
+                    return
 
         run_each_concurrently(kiwis_of, resynchronize, lambda agent_id: f"Kiwi agent {agent_id}")
 
-    def _resynchronize(self, agent_id: str, records_of_kiwis: list[list[Document]]) -> None:
-        """``Reload`` with the records of each Kiwi the agent serves, then each record again (see the module's
-        docstring)."""
-        for records in records_of_kiwis:
-            domains: dict[str, list[dict]] = {}
-            for record in records:
-                domains.setdefault(record["domain"], []).append(
-                    {"Name": record["name"], "Type": "A", "Addresses": record["addresses"]})
+    def _resynchronize(self, agent_id: str, region_id: str) -> bool:
+        """``Reload`` with the region's records, then each record again (see the module's docstring); False if
+        the agent could not be brought up to date.
+
+        A record may be deleted while it is replayed (its deletion's broadcast reaching the agent before the
+        replay): once replayed, the region's records are read again, and those gone are deleted on the agent.
+        A deletion after that second read reaches the agent after the replay, so nothing deleted is left."""
+        records = self._records_of_region(region_id)
+        domains: dict[str, list[dict]] = {}
+        for record in records:
+            domains.setdefault(record["domain"], []).append(
+                {"Name": record["name"], "Type": "A", "Addresses": record["addresses"]})
+        try:
+            reload = [{"Name": name, "Records": entries} for name, entries in domains.items()]
+            self.gateway.call(agent_id, _kiwi("Reload"), {"Domains": reload})
+        except AgentError as exc:
+            log.warning("Kiwi agent %s not reloaded: %s", agent_id, exc.reason)
+            return False
+        for record in records:
             try:
-                reload = [{"Name": name, "Records": entries} for name, entries in domains.items()]
-                self.gateway.call(agent_id, _kiwi("Reload"), {"Domains": reload})
+                self.gateway.call(agent_id, _kiwi("CreateDnsRecord"), {
+                    "Domain": record["domain"], "Entry": record["name"], "Addresses": record["addresses"]})
+            except AgentCallFailed as exc:
+                # An agent whose Reload did install the record says it exists: nothing to do.
+                log.debug("record %s.%s not replayed: %s", record["name"], record["domain"], exc.reason)
             except AgentError as exc:
-                log.warning("Kiwi agent %s not reloaded: %s", agent_id, exc.reason)
-                return
-            for record in records:
-                try:
-                    self.gateway.call(agent_id, _kiwi("CreateDnsRecord"), {
-                        "Domain": record["domain"], "Entry": record["name"], "Addresses": record["addresses"]})
-                except AgentCallFailed as exc:
-                    # An agent whose Reload did install the record says it exists: nothing to do.
-                    log.debug("record %s.%s not replayed: %s", record["name"], record["domain"], exc.reason)
-                except AgentError as exc:
-                    log.warning("Kiwi agent %s not resynchronized: %s", agent_id, exc.reason)
-                    return
+                log.warning("Kiwi agent %s not resynchronized: %s", agent_id, exc.reason)
+                return False
+        still = {(record["domain"], record["name"]) for record in self._records_of_region(region_id)}
+        for domain, name in {(record["domain"], record["name"]) for record in records} - still:
+            try:
+                self.gateway.call(agent_id, _kiwi("DeleteDnsRecord"), {"Domain": domain, "Entry": name})
+            except AgentError as exc:
+                log.warning("record %s.%s, deleted meanwhile, not removed from Kiwi agent %s: %s", name, domain,
+                            agent_id, exc.reason)
+        return True
 
     def _records_of_region(self, region_id: str) -> list[Document]:
         """The records a Kiwi of the region serves: region and project records, and instance host names."""
         project_ids = self.db.projects.ids({"region_ids": region_id})
         records = self.db.records.find({"$or": [{"region_id": region_id}, {"project_id": {"$in": project_ids}}]},
                                        sort=[("_id", 1)])
-        hosts = self.db.instances.find({"region_id": region_id, "dns_domain": {"$nin": ["", None]}},
+        # Not those being deleted or whose creation failed: they are on their way out.
+        hosts = self.db.instances.find({"region_id": region_id, "dns_domain": {"$nin": ["", None]},
+                                        "state": {"$nin": [DELETING, FAILED]}},
                                        projection={"name": 1, "dns_domain": 1, "dns_addresses": 1}, sort=[("_id", 1)])
         return records + [{"name": host["name"], "domain": host["dns_domain"], "addresses": host["dns_addresses"]}
                           for host in hosts]
