@@ -115,7 +115,6 @@ class AgentConnection(GeventActor):
         self._ended = False
         self._welcome: Call | None = Call(rpc.method(info.type, "Capabilities"), {})
         self._opened_at = self._last_heard
-        self._welcome_deadline = self._opened_at + self._welcome.method.timeout
 
     def on_start(self) -> None:
         assert self._welcome is not None
@@ -250,7 +249,7 @@ class AgentConnection(GeventActor):
             self._end(f"{in_flight.call.method.wire_name} unanswered {self._settings.late_reply_grace:g}s after "
                       f"its caller gave up", close_code=UNANSWERED)
             return
-        if self._welcome is not None and now > self._welcome_deadline:
+        if self._welcome is not None and now - self._opened_at > self._welcome.method.timeout:
             self._observe_rpc(self._welcome.method.wire_name, "timeout", self._welcome.method.timeout)
             self._end("Capabilities not answered", close_code=POLICY_VIOLATION)
             return

@@ -112,7 +112,7 @@ class CallAny:
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
-    """-> ``(AgentInfo, ref)`` of the agent, or None."""
+    """-> the agent's :class:`AgentInfo`, or None."""
 
     agent_id: str
 

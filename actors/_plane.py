@@ -152,8 +152,7 @@ class AgentPlane:
         return self._ask(CountByType())
 
     def info(self, agent_id: str) -> AgentInfo | None:
-        found = self._ask(Lookup(agent_id))
-        return found[0] if found else None
+        return self._ask(Lookup(agent_id))
 
     def connected_ids(self, agent_ids: typing.Iterable[str]) -> list[str]:
         """Those of *agent_ids* that are connected now."""

@@ -79,7 +79,7 @@ class AgentRegistry(GeventActor):
             self._route_any(message)
         elif isinstance(message, Lookup):
             entry = self._agents.get(message.agent_id)
-            return (entry.info, entry.ref) if entry else None
+            return entry.info if entry else None
         elif isinstance(message, ConnectedAmong):
             return [agent_id for agent_id in message.agent_ids if agent_id in self._agents]
         elif isinstance(message, Tick):

@@ -12,7 +12,6 @@ import typing
 from dataclasses import dataclass, field
 
 import gevent
-import gevent.event
 import pykka
 
 from kahuna.config import Config
@@ -21,7 +20,6 @@ from kahuna.mail import Mailer, mailer_for
 from kahuna.metrics import Metrics
 from kahuna.server import NoDelayWSGIServer
 from kahuna.services import Services, build_services
-from kahuna.services.agents import AgentService
 from kahuna.services.recovery import Recovery
 from kahuna.storage import Database
 from kahuna.storage.embedded import EmbeddedFerretDB
@@ -57,18 +55,6 @@ def _clean_up_leftovers(recovery: Recovery, is_active: typing.Callable[[], bool]
         except Exception:  # noqa: BLE001 - e.g. the database is away: try again next time
             log.exception("crash recovery: clean-up failed, will retry")
         gevent.sleep(interval)
-
-
-def _preload_each_term(term_started: gevent.event.Event, agents: AgentService) -> None:
-    """Each time an active term starts (the cache just cleared, every agent about to reconnect), preload the
-    agents' credentials so that their handshakes need no database round trip."""
-    while True:
-        term_started.wait()
-        term_started.clear()
-        try:
-            log.info("credentials of %d agents preloaded for their handshakes", agents.preload_credentials())
-        except Exception:  # noqa: BLE001 - e.g. the database is away: the handshakes read it themselves
-            log.exception("agents' credentials not preloaded")
 
 
 @dataclass
@@ -133,9 +119,6 @@ class Kahuna:
         recovery = Recovery(db, services)
         lease = None
         is_active: typing.Callable[[], bool] = lambda: True  # noqa: E731
-        # Set as each active term starts; the preloader (spawned once the cache is attached, which clears it)
-        # then fills the cache with the agents' credentials, for the reconnect storm that follows.
-        term_started = gevent.event.Event()
         if g.ha.enabled:
             def open_lease_store() -> LeaseStore:
                 # In the lease keeper's own thread, on a client of its own (see actors/_lease.py).
@@ -147,7 +130,6 @@ class Kahuna:
                 db.cache.clear()
                 recovery.take_over(lease_token)
                 services.agents.expect_preload()
-                term_started.set()
 
             lease = LeaseKeeper(open_lease_store, node_identity(g.ha.nodeName), g.ha.leaseSeconds,
                                 on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"),
@@ -156,7 +138,6 @@ class Kahuna:
         else:
             recovery.take_over()
             services.agents.expect_preload()
-            term_started.set()
         # Reads by _id come from memory while this node is active; a passive node reads the database.
         db.cache.attach(is_active)
         metrics.watch(db, plane.count_by_type, is_active)
@@ -170,7 +151,8 @@ class Kahuna:
                      agent_socket=agent_socket, embedded=embedded, metrics=metrics, lease=lease,
                      watchdog=watchdog)
         kahuna._cleaner = gevent.spawn(_clean_up_leftovers, recovery, is_active, RECOVERY_INTERVAL)
-        kahuna._preloader = gevent.spawn(_preload_each_term, term_started, services.agents)
+        # Once the cache is attached (which clears it): the credentials' preload of each active term.
+        kahuna._preloader = gevent.spawn(services.agents.preload_on_request)
         return kahuna
 
     def bootstrap_admin(self, email: str | None = None) -> tuple[str, str] | None:

@@ -177,9 +177,10 @@ class AgentService:
         # Agent type -> what to do when some of its agents connected (scan their Kaktuses, reload their Kiwis…),
         # each called with their ids; each finds what those agents serve and works on it (run_each_concurrently).
         self.connection_hooks: dict[str, list[typing.Callable[[list[str]], None]]] = {}
-        # Cleared while a preload is expected or running (see expect_preload).
+        # Cleared while a preload is expected or running; set when one is wanted (see expect_preload).
         self._credentials_ready = gevent.event.Event()
         self._credentials_ready.set()
+        self._preload_requested = gevent.event.Event()
 
     # -- records ---------------------------------------------------------------------
 
@@ -259,10 +260,23 @@ class AgentService:
                 log.exception("capabilities of agent %s not recorded", agent.id)
 
     def expect_preload(self) -> None:
-        """An active term starts and :meth:`preload_credentials` is about to run: until it has, handshakes wait
-        for it (at most PRELOAD_WAIT seconds) rather than each reading the database. In a reconnect storm the
-        agents dial at once; read one by one they would swamp the database, and the preload with it."""
+        """An active term starts (the cache just cleared, every agent about to reconnect): have
+        :meth:`preload_on_request` run :meth:`preload_credentials`, and until it has, handshakes wait for it (at
+        most PRELOAD_WAIT seconds) rather than each reading the database. In a reconnect storm the agents dial
+        at once; read one by one they would swamp the database, and the preload with it."""
         self._credentials_ready.clear()
+        self._preload_requested.set()
+
+    def preload_on_request(self) -> None:
+        """Preload the agents' credentials each time :meth:`expect_preload` asks; runs for ever (the daemon
+        spawns it once the cache is attached, since attaching clears the cache)."""
+        while True:
+            self._preload_requested.wait()
+            self._preload_requested.clear()
+            try:
+                log.info("credentials of %d agents preloaded for their handshakes", self.preload_credentials())
+            except Exception:  # noqa: BLE001 - e.g. the database is away: the handshakes read it themselves
+                log.exception("agents' credentials not preloaded")
 
     def preload_credentials(self) -> int:
         """Put every agent's credentials in the document cache (its token, its API key's digest, the agent
