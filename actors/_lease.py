@@ -11,10 +11,10 @@ its agents, and the storm began again. The keeper therefore runs in a native thr
 (with a gevent hub of its own, and a database client opened in that thread), which the
 interpreter schedules every few milliseconds however busy the main hub is. Only the
 process being stopped outright (SIGSTOP, a frozen VM) or the database being away delays a
-renewal; then the node turns passive by itself (``Role.is_active`` reads the monotonic
+renewal; then the node turns passive by itself (``HaRole.is_active`` reads the monotonic
 clock), as fencing requires.
 
-It publishes an immutable :class:`Role` that request handlers read (a reference swap, no
+It publishes an immutable :class:`HaRole` that request handlers read (a reference swap, no
 lock). The callbacks run on the main hub, each in a greenlet of its own: before it
 publishes an active role (taking the lease, or renewing it after a lapse) the keeper has
 ``on_gained`` run there and waits for it (the node prepares to write); on losing the
@@ -46,7 +46,7 @@ _start_native_thread = get_original("_thread", "start_new_thread")
 
 
 @dataclass(frozen=True)
-class Role:
+class HaRole:
     active: bool
     token: int = 0
     holder: str = ""
@@ -86,7 +86,7 @@ class LeaseKeeper:
 
     def __init__(self, open_store: typing.Callable[[], LeaseStore], node: str, ttl: float,
                  on_lost: typing.Callable[[], None], on_gained: typing.Callable[[int], None] | None = None):
-        self.role = Role(active=False)
+        self.role = HaRole(active=False)
         self.node, self.ttl = node, ttl
         self._open_store = open_store
         self._on_lost, self._on_gained = on_lost, on_gained
@@ -125,7 +125,7 @@ class LeaseKeeper:
                 gevent.sleep(_POLL)
         except BaseException:  # noqa: BLE001 - the thread must not die silently
             log.exception("the HA lease keeper stopped")
-            self.role = Role(active=False, token=self.role.token)
+            self.role = HaRole(active=False, token=self.role.token)
         finally:
             self._ended = True
             if store is not None:
@@ -145,19 +145,19 @@ class LeaseKeeper:
             gained.wait()
             if gained.error is not None:
                 log.error("HA lease held but this node could not become active (%r); retrying", gained.error)
-                self.role = Role(False, step.token, self.node)
+                self.role = HaRole(False, step.token, self.node)
                 if held:
                     _OnMainHub(self._main_hub, self._on_lost)
                 return step.next_step
         if step.mine:
-            self.role = Role(True, step.token, self.node, step.valid_until)
+            self.role = HaRole(True, step.token, self.node, step.valid_until)
             if not held:
                 log.warning("this node is now ACTIVE (lease token %d)", step.token)
             elif step.lapsed_for:
                 log.warning("HA lease renewed %.1f s after it lapsed (process stopped or database slow)",
                             step.lapsed_for)
         else:
-            self.role = Role(False, step.token, step.holder)
+            self.role = HaRole(False, step.token, step.holder)
         if held and not step.mine:
             log.warning("this node is now PASSIVE (lease held by %s)", step.holder or "nobody")
             _OnMainHub(self._main_hub, self._on_lost)
@@ -170,7 +170,7 @@ class LeaseKeeper:
             except Exception:  # noqa: BLE001 - best effort; the lease runs out anyway
                 log.info("HA lease not released")
         contender.abandon()
-        self.role = Role(active=False, token=self.role.token)
+        self.role = HaRole(active=False, token=self.role.token)
 
     # -- from the main hub -------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The agent plane's facade: connections served, calls made, agents welcomed.
 
 :class:`AgentPlane` is what the rest of Kahuna sees of the agents (it implements
-:class:`kahuna.rpc.AgentGateway`). Behind it, one :class:`~actors._connection.AgentConnection`
+:class:`kahuna.rpc.AgentPlane`). Behind it, one :class:`~actors._connection.AgentConnection`
 actor per connected agent owns that agent's socket and calls, and one
 :class:`~actors._registry.AgentRegistry` actor knows them all.
 
@@ -66,7 +66,7 @@ OnConnected = typing.Callable[[list[AgentInfo]], None]
 
 
 class AgentPlane:
-    """Connected agents and the calls to them; implements :class:`kahuna.rpc.AgentGateway`."""
+    """Connected agents and the calls to them; implements :class:`kahuna.rpc.AgentPlane`."""
 
     def __init__(self, settings: AgentSettings | None = None, on_connected: OnConnected | None = None,
                  observe_rpc: typing.Callable[[str, str, float], None] | None = None):

@@ -22,7 +22,8 @@ from api import (
     agents,
     compute,
     errors,
-    gateways,
+    kawaii,
+    konvey,
     metadata,
     networks,
     nodes,
@@ -48,7 +49,7 @@ RESOURCE_BLUEPRINTS = (
     users.blp, teams.blp, tokens.blp, projects.blp, agents.blp, regions.blp, zones.blp, nodes.kaktus_blp,
     nodes.kiwi_blp, storage.pool_blp, storage.nfs_blp, storage.template_blp, networks.vnet_blp,
     networks.subnet_blp, networks.adapter_blp, records.blp, compute.volume_blp, compute.instance_blp,
-    compute.kompute_blp, compute.kylo_blp, gateways.kawaii_blp, gateways.konvey_blp,
+    compute.kompute_blp, compute.kylo_blp, kawaii.blp, konvey.blp,
 )
 
 __all__ = ["API_PREFIX", "AgentSocket", "NodeState", "create_app"]

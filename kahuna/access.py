@@ -20,7 +20,7 @@ class Role(enum.StrEnum):
     USER = "user"
 
 
-class Method(enum.StrEnum):
+class AuthMethod(enum.StrEnum):
     MASTER_KEY = "master-key"
     API_KEY = "api-key"
     BEARER = "bearer"
@@ -30,7 +30,7 @@ class Method(enum.StrEnum):
 class Identity:
     """The authenticated caller of one request."""
 
-    method: Method
+    method: AuthMethod
     role: Role
     user_id: str | None = None
     # The JWT's session (for logout), when the caller used a bearer token.

@@ -254,7 +254,7 @@ CATALOG: dict[str, dict[str, Method]] = {
 }
 
 
-class AgentGateway(typing.Protocol):
+class AgentPlane(typing.Protocol):
     """How the domain reaches connected agents (implemented by ``actors.AgentPlane``)."""
 
     def call(self, agent_id: str, method: Method, params: dict[str, typing.Any] | None = None,

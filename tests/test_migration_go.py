@@ -372,9 +372,9 @@ def test_kahuna_migrate_prints_the_report(ferretdb, tmp_path):
 
 def test_the_conversion_applies_the_services_defaults():
     from api.schemas.compute import KawaiiIpSecSchema
-    from kahuna.services import gateways, nodes
+    from kahuna.services import kawaii, nodes
 
-    assert go_import.IPSEC_DEFAULTS == gateways.IPSEC_DEFAULTS
+    assert go_import.IPSEC_DEFAULTS == kawaii.IPSEC_DEFAULTS
     assert (go_import.DEFAULT_CPU_OVERCOMMIT, go_import.DEFAULT_MEMORY_OVERCOMMIT) == (
         nodes.DEFAULT_CPU_OVERCOMMIT, nodes.DEFAULT_MEMORY_OVERCOMMIT)
     ipsec_schema = KawaiiIpSecSchema()

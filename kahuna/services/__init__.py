@@ -10,14 +10,15 @@ from kahuna.config import Config
 from kahuna.costs import Pricing
 from kahuna.credentials import PasswordHasher
 from kahuna.mail import Mailer
-from kahuna.rpc import KAKTUS, KIWI, KONTROLLER, AgentGateway
+from kahuna.rpc import KAKTUS, KIWI, KONTROLLER, AgentPlane
 from kahuna.services._common import Owners
 from kahuna.services.access_control import AccessControl
 from kahuna.services.agents import AgentService
 from kahuna.services.dns import DnsService
-from kahuna.services.gateways import KawaiiService, KonveyService
 from kahuna.services.instances import InstanceService
+from kahuna.services.kawaii import KawaiiService
 from kahuna.services.komputes import KomputeService
+from kahuna.services.konvey import KonveyService
 from kahuna.services.kylos import KyloService
 from kahuna.services.metadata import MetadataService
 from kahuna.services.networks import AdapterService, SubnetService, VNetService
@@ -42,7 +43,7 @@ class Services:
     db: Database
     mailer: Mailer
     serializer: Owners
-    gateway: AgentGateway
+    agent_plane: AgentPlane
     hasher: PasswordHasher
     sessions: SessionService
     tokens: TokenService
@@ -72,7 +73,7 @@ class Services:
 
 
 def build_services(config: Config, db: Database, mailer: Mailer, serializer: Owners,
-                   gateway: AgentGateway, limiter: AttemptLimiter) -> Services:
+                   agent_plane: AgentPlane, limiter: AttemptLimiter) -> Services:
     g = config.global_
     accounts = g.accounts
     hasher = PasswordHasher(accounts.bcryptCost)
@@ -83,35 +84,35 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
     # A configured secret wins; otherwise one generated once and shared through the database.
     signing_key = g.jwt.signature or db.setting("jwt_signing_key", credentials.generate_signing_key)
     sessions = SessionService(db, hasher, signing_key, datetime.timedelta(hours=g.jwt.lifetimeHours), login_guard)
-    tokens = TokenService(db, mailer, serializer, g.adminEmail, gateway)
+    tokens = TokenService(db, mailer, serializer, g.adminEmail, agent_plane)
     users = UserService(db, mailer, hasher, sessions, tokens, g.publicUrl,
                         datetime.timedelta(hours=g.accounts.registrationLinkHours),
                         datetime.timedelta(minutes=g.accounts.passwordResetLinkMinutes), reset_guard, serializer)
     teams = TeamService(db)
     subnets = SubnetService(db, serializer)
-    dns = DnsService(db, gateway, serializer)
+    dns = DnsService(db, agent_plane, serializer)
     pricing = Pricing(db)
     projects = ProjectService(db, teams, subnets, dns, g.bootstrap.user, g.bootstrap.pubkey, serializer, pricing)
     access_control = AccessControl(db, g.apiKey, tokens, sessions, projects)
-    agents = AgentService(db, tokens, gateway, g.agents.hmacWindowSeconds, g.agents.requireHmac)
-    kaktuses = KaktusService(db, gateway, serializer)
-    pools = PoolService(db, gateway, serializer)
+    agents = AgentService(db, tokens, agent_plane, g.agents.hmacWindowSeconds, g.agents.requireHmac)
+    kaktuses = KaktusService(db, agent_plane, serializer)
+    pools = PoolService(db, agent_plane, serializer)
 
     agents.connection_hooks.update({KAKTUS: [kaktuses.on_agents_connected, pools.on_agents_connected],
                                     KIWI: [dns.on_agents_connected]})
     adapters = AdapterService(db, serializer)
     volumes = VolumeService(db, pools, projects)
     # Cloud-init seeds only need a root password hash that the guest's crypt(3) reads: a cheap bcrypt will do.
-    instances = InstanceService(db, gateway, serializer, projects, pools, volumes, adapters, dns, tokens,
+    instances = InstanceService(db, agent_plane, serializer, projects, pools, volumes, adapters, dns, tokens,
                                 cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10))
     komputes = KomputeService(db, projects, instances, volumes)
     agents.connection_hooks[KONTROLLER] = [instances.on_controllers_connected]
-    compute = (db, gateway, projects, instances, komputes, volumes, adapters)
-    return Services(config=config, db=db, mailer=mailer, serializer=serializer, gateway=gateway, hasher=hasher,
+    compute = (db, agent_plane, projects, instances, komputes, volumes, adapters)
+    return Services(config=config, db=db, mailer=mailer, serializer=serializer, agent_plane=agent_plane, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
                     access=access_control, agents=agents, regions=RegionService(db, serializer, dns),
                     zones=ZoneService(db, serializer),
-                    kaktuses=kaktuses, kiwis=KiwiService(db, gateway, dns, serializer), pools=pools,
+                    kaktuses=kaktuses, kiwis=KiwiService(db, agent_plane, dns, serializer), pools=pools,
                     nfs=NfsService(db, serializer),
                     templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,
                     adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,

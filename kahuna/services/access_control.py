@@ -5,7 +5,7 @@ from __future__ import annotations
 import typing
 
 from kahuna import access, storage
-from kahuna.access import Identity, Method, Role
+from kahuna.access import AuthMethod, Identity, Role
 from kahuna.credentials import same_secret
 from kahuna.errors import Forbidden, NotFound, Unauthorized
 from kahuna.services.projects import ProjectService
@@ -33,7 +33,7 @@ class AccessControl:
         """The caller behind the request's headers; None when it sent no credentials."""
         if api_key:
             if self.master_key and same_secret(api_key, self.master_key):
-                return Identity(Method.MASTER_KEY, Role.SUPER_ADMIN)
+                return Identity(AuthMethod.MASTER_KEY, Role.SUPER_ADMIN)
             token = self.tokens.find_by_key(api_key, USER)
             try:
                 user = self.db.users.get(token["parent_id"])
@@ -41,7 +41,7 @@ class AccessControl:
                 raise Unauthorized("invalid API key") from None
             if not user.get("enabled"):
                 raise Unauthorized("account is disabled")
-            return Identity(Method.API_KEY, Role(user["role"]), str(user["_id"]))
+            return Identity(AuthMethod.API_KEY, Role(user["role"]), str(user["_id"]))
         if authorization:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() != "bearer" or not credentials.strip():

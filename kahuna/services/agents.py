@@ -55,7 +55,7 @@ from pymongo.errors import OperationFailure
 
 from kahuna import credentials
 from kahuna.errors import Conflict, NotFound, Unauthorized, Unprocessable
-from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentGateway
+from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentPlane
 from kahuna.services.tokens import AGENT, KEY_REVOKED, TokenService, has_expired
 from kahuna.storage import Database, Document, is_transient, utcnow
 from kahuna.storage.cache import PRELOAD_SHARE
@@ -163,11 +163,11 @@ def signed_headers(api_key: str, agent_type: str, agent_id: str, nonce: str,
 
 
 class AgentService:
-    def __init__(self, db: Database, tokens: TokenService, gateway: AgentGateway, hmac_window: int,
+    def __init__(self, db: Database, tokens: TokenService, agents: AgentPlane, hmac_window: int,
                  require_hmac: bool):
         self.db = db
         self.tokens = tokens
-        self.gateway = gateway
+        self.agents = agents
         self.hmac_window = hmac_window
         self.require_hmac = require_hmac
         self._next_nonce_prune = 0.0  # time.monotonic()
@@ -212,7 +212,7 @@ class AgentService:
             raise Conflict(f"agent {agent['name']} is still attached to a {', '.join(holders)}")
         self.db.agents.delete(agent_id)
         self.tokens.delete_for(AGENT, agent_id)
-        self.gateway.disconnect(agent_id, "agent deleted", KEY_REVOKED)
+        self.agents.disconnect(agent_id, "agent deleted", KEY_REVOKED)
 
     def rotate_key(self, agent_id: str, expire: bool, expiration_date: datetime.date | None) -> Document:
         return self.tokens.rotate_agent_key(self.get(agent_id), expire, expiration_date)

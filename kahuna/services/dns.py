@@ -24,7 +24,7 @@ import typing
 
 from kahuna import network, rpc
 from kahuna.errors import AgentCallFailed, AgentError, AgentUnavailable, Conflict, Unprocessable
-from kahuna.rpc import AgentGateway
+from kahuna.rpc import AgentPlane
 from kahuna.services._common import DELETING, FAILED, Owners, insert_child, insert_owned
 from kahuna.services.agents import run_each_concurrently
 from kahuna.storage import Database, Document
@@ -60,9 +60,9 @@ def overlap(one: str, other: str) -> bool:
 
 
 class DnsService:
-    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
+    def __init__(self, db: Database, agents: AgentPlane, owners: Owners):
         self.db = db
-        self.gateway = gateway
+        self.agents = agents
         self.owners = owners
 
     # -- who serves what -----------------------------------------------------------------
@@ -73,7 +73,7 @@ class DnsService:
         for kiwi in self.db.kiwis.find({"region_id": {"$in": list(region_ids)}}):
             if not kiwi["agent_ids"]:
                 continue
-            connected = self.gateway.connected_ids(kiwi["agent_ids"])
+            connected = self.agents.connected_ids(kiwi["agent_ids"])
             if not connected:
                 raise AgentUnavailable(f"Kiwi {kiwi['name']} has no connected agent")
             targets += connected
@@ -81,13 +81,13 @@ class DnsService:
 
     def _apply(self, targets: list[str], method: str, params: dict, undo: tuple[str, dict] | None) -> None:
         """Send to every target; if any fails, undo on those that applied it, then fail."""
-        results = self.gateway.broadcast(targets, _kiwi(method), params)
+        results = self.agents.broadcast(targets, _kiwi(method), params)
         failed = {agent_id: error for agent_id, error in results.items() if isinstance(error, Exception)}
         if not failed:
             return
         if undo is not None:
             applied = [agent_id for agent_id in results if agent_id not in failed]
-            self.gateway.broadcast(applied, _kiwi(undo[0]), undo[1])
+            self.agents.broadcast(applied, _kiwi(undo[0]), undo[1])
         first = next(iter(failed.values()))
         raise first if isinstance(first, AgentError) else AgentCallFailed(str(first))
 
@@ -161,7 +161,7 @@ class DnsService:
             log.warning("DNS zone %s kept: another project or a region uses it too", project["domain"])
             return
         targets = self._targets(project.get("region_ids", []))
-        for agent_id, result in self.gateway.broadcast(targets, _kiwi("DeleteDnsZone"),
+        for agent_id, result in self.agents.broadcast(targets, _kiwi("DeleteDnsZone"),
                                                        {"Domain": project["domain"]}).items():
             if isinstance(result, Exception):
                 log.warning("DNS zone %s not deleted on agent %s: %s", project["domain"], agent_id, result)
@@ -249,7 +249,7 @@ class DnsService:
         except AgentUnavailable as exc:
             log.warning("host %s.%s not removed everywhere: %s", name, domain, exc.reason)
             targets = []
-        for agent_id, result in self.gateway.broadcast(targets, _kiwi("DeleteDnsRecord"),
+        for agent_id, result in self.agents.broadcast(targets, _kiwi("DeleteDnsRecord"),
                                                        {"Domain": domain, "Entry": name}).items():
             if isinstance(result, Exception):
                 log.warning("host %s.%s not removed on agent %s: %s", name, domain, agent_id, result)
@@ -288,13 +288,13 @@ class DnsService:
                 {"Name": record["name"], "Type": "A", "Addresses": record["addresses"]})
         try:
             reload = [{"Name": name, "Records": entries} for name, entries in domains.items()]
-            self.gateway.call(agent_id, _kiwi("Reload"), {"Domains": reload})
+            self.agents.call(agent_id, _kiwi("Reload"), {"Domains": reload})
         except AgentError as exc:
             log.warning("Kiwi agent %s not reloaded: %s", agent_id, exc.reason)
             return False
         for record in records:
             try:
-                self.gateway.call(agent_id, _kiwi("CreateDnsRecord"), {
+                self.agents.call(agent_id, _kiwi("CreateDnsRecord"), {
                     "Domain": record["domain"], "Entry": record["name"], "Addresses": record["addresses"]})
             except AgentCallFailed as exc:
                 # An agent whose Reload did install the record says it exists: nothing to do.
@@ -305,7 +305,7 @@ class DnsService:
         still = {(record["domain"], record["name"]) for record in self._records_of_region(region_id)}
         for domain, name in {(record["domain"], record["name"]) for record in records} - still:
             try:
-                self.gateway.call(agent_id, _kiwi("DeleteDnsRecord"), {"Domain": domain, "Entry": name})
+                self.agents.call(agent_id, _kiwi("DeleteDnsRecord"), {"Domain": domain, "Entry": name})
             except AgentError as exc:
                 log.warning("record %s.%s, deleted meanwhile, not removed from Kiwi agent %s: %s", name, domain,
                             agent_id, exc.reason)

@@ -38,7 +38,7 @@ from kahuna.errors import (
     QuotaExceeded,
     Unprocessable,
 )
-from kahuna.rpc import AgentGateway, InstanceAction
+from kahuna.rpc import AgentPlane, InstanceAction
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.agents import run_each_concurrently
@@ -106,12 +106,12 @@ class Plan:
 
 
 class InstanceService:
-    def __init__(self, db: Database, gateway: AgentGateway, serializer: typing.Any, projects: ProjectService,
+    def __init__(self, db: Database, agents: AgentPlane, serializer: typing.Any, projects: ProjectService,
                  pools: PoolService, volumes: VolumeService, adapters: AdapterService, dns: DnsService,
                  tokens: TokenService, templates: cloudinit.Templates, public_url: str,
                  hasher: credentials.PasswordHasher):
         self.db = db
-        self.gateway = gateway
+        self.agents = agents
         self.serializer = serializer
         self.projects = projects
         self.pools = pools
@@ -245,7 +245,7 @@ class InstanceService:
                                             projection={"name": 1, "vcpus": 1, "memory": 1})
             nodes.append(placement.Node(
                 kaktus_id=str(kaktus["_id"]), name=kaktus["name"],
-                online=bool(self.gateway.connected_ids(kaktus["agent_ids"])),
+                online=bool(self.agents.connected_ids(kaktus["agent_ids"])),
                 vcpu_capacity=threads * kaktus["overcommit_cpu_ratio"],
                 memory_capacity=int(caps.get("memory") or 0) * kaktus["overcommit_memory_ratio"],
                 vcpus=sum(i["vcpus"] for i in hosted), memory=sum(i["memory"] for i in hosted),
@@ -323,7 +323,7 @@ class InstanceService:
         changes["seed_volume_id"] = str(seed_volume["_id"])
         # The domain.
         kaktus = self.db.kaktuses.get(instance["kaktus_id"])
-        node = self.gateway.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, "NodeCapabilities"))
+        node = self.agents.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, "NodeCapabilities"))
         storage = libvirt_xml.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
                                  pool.get("ceph_secret_uuid", ""))
         xml = libvirt_xml.domain_xml(
@@ -378,7 +378,7 @@ class InstanceService:
     # -- agents ------------------------------------------------------------------------
 
     def _kaktus_call(self, kaktus: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
-        return self.gateway.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+        return self.agents.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
 
     def _undefine(self, kaktus: Document, name: str) -> None:
         try:
@@ -393,7 +393,7 @@ class InstanceService:
     def _forget_agent(self, agent_id: str) -> None:
         self.tokens.delete_for("agent", agent_id)
         self.db.agents.delete_many({"_id": self.db.agents.get(agent_id)["_id"]})
-        self.gateway.disconnect(agent_id, "instance deleted")
+        self.agents.disconnect(agent_id, "instance deleted")
 
     def on_controllers_connected(self, agent_ids: list[str]) -> None:
         """The Kontrollers of Kawaii or Konvey VMs connected (the VMs booted, or came back): have each configure
@@ -402,7 +402,7 @@ class InstanceService:
 
     def _reload_controller(self, agent_id: str) -> None:
         try:
-            self.gateway.call(agent_id, rpc.method(rpc.KONTROLLER, "Reload"))
+            self.agents.call(agent_id, rpc.method(rpc.KONTROLLER, "Reload"))
         except AgentError as exc:
             log.info("Kontroller %s not reloaded on connect: %s", agent_id, exc.reason)
 
@@ -556,5 +556,5 @@ class InstanceService:
         for volume in self.db.volumes.find({"instance_id": str(instance["_id"])}):
             holders.append(("storage pool", self.pools.get(volume["storage_pool_id"])))
         for kind, holder in holders:
-            if not self.gateway.connected_ids(holder["agent_ids"]):
+            if not self.agents.connected_ids(holder["agent_ids"]):
                 raise AgentUnavailable(f"{kind} {holder['name']} has no connected agent: nothing was deleted")

@@ -7,7 +7,7 @@ import typing
 
 from kahuna import rpc
 from kahuna.errors import AgentError
-from kahuna.rpc import AgentGateway
+from kahuna.rpc import AgentPlane
 from kahuna.services._common import Owners, agents_of_type, delete_if_childless, insert_child
 from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
@@ -27,9 +27,9 @@ def _cost(value: dict[str, typing.Any] | None) -> dict[str, typing.Any]:
 
 
 class KaktusService:
-    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
+    def __init__(self, db: Database, agents: AgentPlane, owners: Owners):
         self.db = db
-        self.gateway = gateway
+        self.agents = agents
         # Kaktus nodes are added to and removed from a zone in its owner, where instances are placed.
         self.owners = owners
 
@@ -95,8 +95,8 @@ class KaktusService:
         """Store what the node's agent reports; the Kaktus as stored afterwards (unchanged if no agent answers)."""
         method = rpc.method(rpc.KAKTUS, "NodeCapabilities")
         try:
-            node = self.gateway.call(agent_id, method) if agent_id else \
-                self.gateway.call_any(kaktus["agent_ids"], method)
+            node = self.agents.call(agent_id, method) if agent_id else \
+                self.agents.call_any(kaktus["agent_ids"], method)
         except AgentError as exc:
             log.info("Kaktus %s not scanned: %s", kaktus["name"], exc.reason)
             return kaktus
@@ -109,9 +109,9 @@ class KaktusService:
 
 
 class KiwiService:
-    def __init__(self, db: Database, gateway: AgentGateway, dns: DnsService, owners: Owners):
+    def __init__(self, db: Database, agents: AgentPlane, dns: DnsService, owners: Owners):
         self.db = db
-        self.gateway = gateway
+        self.agents = agents
         self.dns = dns
         self.owners = owners
 
@@ -141,7 +141,7 @@ class KiwiService:
 
     def _synchronize(self, kiwi: Document) -> None:
         """Agents already connected get the DNS data of the Kiwi they now serve."""
-        connected = self.gateway.connected_ids(kiwi["agent_ids"])
+        connected = self.agents.connected_ids(kiwi["agent_ids"])
         if connected:
             self.dns.on_agents_connected(connected)
 

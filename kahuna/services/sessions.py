@@ -15,7 +15,7 @@ import typing
 
 import jwt
 
-from kahuna.access import Identity, Method, Role
+from kahuna.access import AuthMethod, Identity, Role
 from kahuna.credentials import PasswordHasher
 from kahuna.errors import NotFound, Unauthorized
 from kahuna.services.throttling import Guard
@@ -81,7 +81,7 @@ class SessionService:
             raise Unauthorized("session has ended, log in again")
         # The role comes from the user as stored now, never from the token's claims.
         user = self._user(claims["sub"])
-        return Identity(Method.BEARER, Role(user["role"]), str(user["_id"]), session_id=claims["jti"])
+        return Identity(AuthMethod.BEARER, Role(user["role"]), str(user["_id"]), session_id=claims["jti"])
 
     def _claims(self, token: str) -> dict[str, typing.Any]:
         """The token's claims, checked as jwt.decode does; a token seen before only has its expiry checked again

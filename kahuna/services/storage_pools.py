@@ -8,7 +8,7 @@ import urllib.parse
 
 from kahuna import network, rpc
 from kahuna.errors import AgentError, Conflict, Unprocessable
-from kahuna.rpc import AgentGateway
+from kahuna.rpc import AgentPlane
 from kahuna.services._common import (
     DELETING,
     READY,
@@ -33,9 +33,9 @@ NO_STATS = {"capacity": 0, "allocation": 0, "available": 0}
 
 
 class PoolService:
-    def __init__(self, db: Database, gateway: AgentGateway, owners: Owners):
+    def __init__(self, db: Database, agents: AgentPlane, owners: Owners):
         self.db = db
-        self.gateway = gateway
+        self.agents = agents
         # Templates, volumes and NFS storages are added to a pool in its owner, where it is deleted.
         self.owners = owners
 
@@ -96,11 +96,11 @@ class PoolService:
 
     def call(self, pool: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
         """A volume RPC, sent to one connected agent of the pool."""
-        return self.gateway.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), {"Pool": pool["pool"], **params})
+        return self.agents.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), {"Pool": pool["pool"], **params})
 
     def call_cephfs(self, pool: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
         """A CephFS/NFS RPC (they name a file system, not a pool), sent to one connected agent of the pool."""
-        return self.gateway.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+        return self.agents.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
 
     def on_agents_connected(self, agent_ids: list[str]) -> None:
         """Kaktus agents connected: refresh the stats of every pool they serve (found in one query), a few

@@ -23,7 +23,7 @@ import bcrypt
 from kahuna import credentials
 from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
-from kahuna.rpc import AgentGateway
+from kahuna.rpc import AgentPlane
 from kahuna.services._common import Owners
 from kahuna.storage import Database, Document, object_id
 from kahuna.watchdog import off_hub
@@ -57,7 +57,7 @@ def _expiry(expire: bool, expiration_date: datetime.date | None) -> dict[str, ty
 
 class TokenService:
     def __init__(self, db: Database, mailer: Mailer, serializer: Owners, admin_email: str,
-                 agents: AgentGateway):
+                 agents: AgentPlane):
         self.db = db
         self.mailer = mailer
         self.serializer = serializer
