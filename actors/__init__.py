@@ -13,9 +13,10 @@ The agent plane: :mod:`actors._plane` (the facade), :mod:`actors._registry`,
 from actors._connection import AgentInfo, AgentSettings
 from actors._lease import HaRole, LeaseKeeper
 from actors._plane import AgentPlane
-from actors._serializer import OperationTimeout, Serializer
+from actors._serializer import Serializer
 from actors._throttle import Throttle
 from actors._transport import GatedWebSocketHandler
+from kahuna.errors import OperationTimeout
 
 __all__ = ["AgentInfo", "AgentPlane", "AgentSettings", "GatedWebSocketHandler", "LeaseKeeper", "OperationTimeout",
            "HaRole", "Serializer", "Throttle"]

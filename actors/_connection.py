@@ -40,10 +40,13 @@ from dataclasses import dataclass, field
 import pykka
 
 from actors._gevent import GeventActor
-from actors._messages import Abandon, Call, Close, Inbound, SetCapabilities, Tick, Unregister
+from actors._messages import Abandon, AnyCall, Call, Close, Inbound, SetCapabilities, Tick, Unregister
 from actors._transport import BINARY, DEAD, NORMAL, PING, POLICY_VIOLATION, TEXT, Frame, Transport, TransportClosed
 from kahuna import rpc
 from kahuna.errors import AgentCallFailed, AgentDisconnected
+
+if typing.TYPE_CHECKING:
+    from actors._registry import AgentRegistry
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ class AgentInfo:
 @dataclass(frozen=True, slots=True)
 class InFlight:
     request_id: int
-    call: Call
+    call: AnyCall
     # When the caller gave up (monotonic), if it did: from then on the slot awaits a late reply.
     abandoned_at: float | None = None
 
@@ -92,7 +95,8 @@ class InFlight:
 
 
 class AgentConnection(GeventActor):
-    def __init__(self, info: AgentInfo, transport: Transport, registry: pykka.ActorRef, settings: AgentSettings,
+    def __init__(self, info: AgentInfo, transport: Transport, registry: pykka.ActorRef[AgentRegistry],
+                 settings: AgentSettings,
                  on_abuse: typing.Callable[[str], None] = lambda agent_id: None,
                  observe_rpc: typing.Callable[[str, str, float], None] = lambda method, outcome, seconds: None):
         super().__init__()
@@ -105,7 +109,7 @@ class AgentConnection(GeventActor):
         self._settings = settings
         self._next_id = 0
         self._in_flight: InFlight | None = None
-        self._queue: collections.deque[Call] = collections.deque()
+        self._queue: collections.deque[AnyCall] = collections.deque()
         self._last_heard = time.monotonic()
         # Useless frames in the current window, when it started; log lines withheld, when the next may go.
         self._garbage = 0
@@ -113,7 +117,7 @@ class AgentConnection(GeventActor):
         self._unlogged = 0
         self._next_log = 0.0
         self._ended = False
-        self._welcome: Call | None = Call(rpc.method(info.type, "Capabilities"), {})
+        self._welcome: Call[rpc.NoParams, rpc.CapabilitiesResult] | None = Call(rpc.capabilities(info.type), None)
         self._opened_at = self._last_heard
 
     def on_start(self) -> None:
@@ -157,7 +161,7 @@ class AgentConnection(GeventActor):
                 return
             self._in_flight = InFlight(request_id, call)
 
-    def _abandon(self, call: Call) -> None:
+    def _abandon(self, call: AnyCall) -> None:
         if self._in_flight is not None and self._in_flight.call is call:
             # The agent may still answer: the slot stays busy until it does (or the connection is recycled).
             self._in_flight = InFlight(self._in_flight.request_id, call, time.monotonic())
@@ -204,10 +208,10 @@ class AgentConnection(GeventActor):
             self._welcomed(call)
         self._send_next()
 
-    def _welcomed(self, welcome: Call) -> None:
+    def _welcomed(self, welcome: Call[rpc.NoParams, rpc.CapabilitiesResult]) -> None:
         took = time.monotonic() - self._opened_at
         try:
-            capabilities = welcome.reply.get(block=False)
+            capabilities: rpc.CapabilitiesResult = welcome.reply.get(block=False)
         except Exception as exc:
             self._observe_rpc(welcome.method.wire_name, "failed", took)
             log.warning("agent %s did not answer Capabilities (%s): disconnecting it", self._info.id, exc)

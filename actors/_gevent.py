@@ -61,8 +61,8 @@ class GeventActor(pykka.Actor):
     def __init__(self) -> None:
         super().__init__()
         # The same is_set/set/wait as threading's; the ref made by pykka's __init__ must see this one.
-        self.actor_stopped = gevent.event.Event()  # type: ignore[assignment]
-        self.actor_ref.actor_stopped = self.actor_stopped  # type: ignore[assignment]
+        self.actor_stopped = gevent.event.Event()
+        self.actor_ref.actor_stopped = self.actor_stopped
 
     @staticmethod
     def _create_actor_inbox() -> typing.Any:

@@ -139,9 +139,10 @@ class LeaseKeeper:
         except Exception as exc:  # noqa: BLE001 - the database is away: stay what the local lease says
             log.warning("HA lease not renewed: %s", exc)
             return self.ttl * _RETRY_FRACTION
-        if step.mine and not was_active and self._on_gained is not None:
+        on_gained = self._on_gained
+        if step.mine and not was_active and on_gained is not None:
             token = step.token
-            gained = _OnMainHub(self._main_hub, lambda: self._on_gained(token))  # the token it will write under
+            gained = _OnMainHub(self._main_hub, lambda: on_gained(token))  # the token it will write under
             gained.wait()
             if gained.error is not None:
                 log.error("HA lease held but this node could not become active (%r); retrying", gained.error)

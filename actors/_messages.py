@@ -2,7 +2,8 @@
 
 Connections (:mod:`actors._connection`) receive :class:`Call`, :class:`Abandon`,
 :class:`Inbound`, :class:`Close` and :class:`Tick`; the registry (:mod:`actors._registry`)
-receives the others. Replies, where there is one, are the value an ``ask`` returns.
+receives the others. Replies, where there is one, are the value an ``ask`` returns: those messages are
+:class:`~actors._query.Query` subclasses, parametrised by the reply's type.
 """
 
 from __future__ import annotations
@@ -13,35 +14,40 @@ from dataclasses import dataclass, field
 import gevent.event
 import pykka
 
+from actors._query import Query
 from actors._transport import Frame
 from kahuna import rpc
 
 if typing.TYPE_CHECKING:
-    from actors._connection import AgentInfo
+    from actors._connection import AgentConnection, AgentInfo
 
 
 # -- to a connection -------------------------------------------------------------------------
 
 
 @dataclass(eq=False, slots=True)
-class Call:
-    """Send *method* to the agent; its result (or error) goes to *reply*.
+class Call(typing.Generic[rpc.P, rpc.R]):
+    """Send *method* to the agent; its result (an *R*, or an error) goes to *reply*.
 
     The registry, routing it, notes the agent and its connection (which the caller needs should it
     give up: see :class:`Abandon`)."""
 
-    method: rpc.Method
-    params: dict[str, typing.Any]
+    method: rpc.Method[rpc.P, rpc.R]
+    params: rpc.Params[rpc.P]
     reply: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
     agent: AgentInfo | None = None
-    connection: pykka.ActorRef | None = None
+    connection: pykka.ActorRef[AgentConnection] | None = None
+
+
+#: A call of any method: what queues and routes hold (they never look at params or results).
+AnyCall: typing.TypeAlias = Call[typing.Any, typing.Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Abandon:
     """The caller of *call* stopped waiting (its timeout)."""
 
-    call: Call
+    call: AnyCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +79,7 @@ TICK = Tick()
 @dataclass(frozen=True, slots=True)
 class Register:
     info: AgentInfo
-    ref: pykka.ActorRef
+    ref: pykka.ActorRef[AgentConnection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ class Unregister:
     """Counts only if *ref* is the agent's current connection (a replaced one cannot remove its successor)."""
 
     agent_id: str
-    ref: pykka.ActorRef
+    ref: pykka.ActorRef[AgentConnection]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +95,7 @@ class SetCapabilities:
     """What the agent's Capabilities answered; the registry then hands it to post-connection work."""
 
     agent_id: str
-    ref: pykka.ActorRef
+    ref: pykka.ActorRef[AgentConnection]
     version: str
     methods: tuple[str, ...]
 
@@ -99,7 +105,7 @@ class CallAgent:
     """Route *call* to the connection of *agent_id* (or fail it: not connected, method not served)."""
 
     agent_id: str
-    call: Call
+    call: AnyCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,25 +113,25 @@ class CallAny:
     """Route *call* to one connected agent among *agent_ids* that serves its method, at random."""
 
     agent_ids: tuple[str, ...]
-    call: Call
+    call: AnyCall
 
 
 @dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(Query["AgentInfo | None"]):
     """-> the agent's :class:`AgentInfo`, or None."""
 
     agent_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectedAmong:
+class ConnectedAmong(Query[list[str]]):
     """-> those of *agent_ids* that are connected, in their order."""
 
     agent_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Disconnect:
+class Disconnect(Query[bool]):
     """-> whether the agent was connected; its connection is closed with *code*."""
 
     agent_id: str
@@ -134,7 +140,7 @@ class Disconnect:
 
 
 @dataclass(frozen=True, slots=True)
-class DisconnectAll:
+class DisconnectAll(Query[int]):
     """-> how many connections are being closed with *code*."""
 
     code: int
@@ -142,10 +148,10 @@ class DisconnectAll:
 
 
 @dataclass(frozen=True, slots=True)
-class ListAgents:
+class ListAgents(Query["list[AgentInfo]"]):
     """-> every connected agent's :class:`AgentInfo`."""
 
 
 @dataclass(frozen=True, slots=True)
-class CountByType:
+class CountByType(Query[dict[str, int]]):
     """-> ``{agent type: connected agents}``."""

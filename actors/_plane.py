@@ -48,6 +48,7 @@ from actors._messages import (
     Lookup,
     Register,
 )
+from actors._query import Query, ask
 from actors._registry import PING_SLICES, AgentRegistry
 from actors._transport import GOING_AWAY, NORMAL, Transport, TransportClosed
 from kahuna import rpc
@@ -63,6 +64,7 @@ WELCOME_BATCH = 500
 REGISTRY_TIMEOUT = 10.0
 
 OnConnected = typing.Callable[[list[AgentInfo]], None]
+T = typing.TypeVar("T")
 
 
 class AgentPlane:
@@ -141,8 +143,8 @@ class AgentPlane:
 
     # -- what is connected ---------------------------------------------------------------
 
-    def _ask(self, message: typing.Any) -> typing.Any:
-        return self._registry.ask(message, timeout=REGISTRY_TIMEOUT)
+    def _ask(self, query: Query[T]) -> T:
+        return ask(self._registry, query, REGISTRY_TIMEOUT)
 
     def connected(self) -> list[AgentInfo]:
         """Every connected agent (costs what is connected: for listings, not for decisions)."""
@@ -167,36 +169,36 @@ class AgentPlane:
 
     # -- calls ---------------------------------------------------------------------------
 
-    def call(self, agent_id: str, method: rpc.Method, params: dict[str, typing.Any] | None = None,
-             timeout: float | None = None) -> dict[str, typing.Any]:
+    def call(self, agent_id: str, method: rpc.Method[rpc.P, rpc.R], params: rpc.Params[rpc.P] = None,
+             timeout: float | None = None) -> rpc.R:
         """Call *method* on the connected agent *agent_id* and return its result."""
-        call = Call(method, params or {})
+        call = Call(method, params)
         return self._call(CallAgent(agent_id, call), call, timeout)
 
-    def call_any(self, agent_ids: typing.Iterable[str], method: rpc.Method,
-                 params: dict[str, typing.Any] | None = None, timeout: float | None = None) -> dict[str, typing.Any]:
+    def call_any(self, agent_ids: typing.Iterable[str], method: rpc.Method[rpc.P, rpc.R],
+                 params: rpc.Params[rpc.P] = None, timeout: float | None = None) -> rpc.R:
         """Call *method* on one connected agent among *agent_ids* that serves it, chosen at random."""
-        call = Call(method, params or {})
+        call = Call(method, params)
         return self._call(CallAny(tuple(agent_ids), call), call, timeout)
 
-    def broadcast(self, agent_ids: typing.Iterable[str], method: rpc.Method,
-                  params: dict[str, typing.Any] | None = None,
-                  timeout: float | None = None) -> dict[str, dict[str, typing.Any] | Exception]:
+    def broadcast(self, agent_ids: typing.Iterable[str], method: rpc.Method[rpc.P, rpc.R],
+                  params: rpc.Params[rpc.P] = None, timeout: float | None = None) -> dict[str, rpc.R | Exception]:
         """Call *method* on every agent of *agent_ids* at once; each agent's result or error."""
         targets = list(dict.fromkeys(agent_ids))
         calls = {agent_id: gevent.spawn(self._result_or_error, agent_id, method, params, timeout)
                  for agent_id in targets}
         gevent.joinall(list(calls.values()))
-        return {agent_id: greenlet.value for agent_id, greenlet in calls.items()}
+        results: dict[str, rpc.R | Exception] = {agent_id: greenlet.value for agent_id, greenlet in calls.items()}
+        return results
 
-    def _result_or_error(self, agent_id: str, method: rpc.Method, params: dict[str, typing.Any] | None,
-                         timeout: float | None) -> dict[str, typing.Any] | Exception:
+    def _result_or_error(self, agent_id: str, method: rpc.Method[rpc.P, rpc.R], params: rpc.Params[rpc.P],
+                         timeout: float | None) -> rpc.R | Exception:
         try:
             return self.call(agent_id, method, params, timeout)
         except Exception as exc:  # reported per agent to the caller
             return exc
 
-    def _call(self, route: CallAgent | CallAny, call: Call, timeout: float | None) -> dict[str, typing.Any]:
+    def _call(self, route: CallAgent | CallAny, call: Call[rpc.P, rpc.R], timeout: float | None) -> rpc.R:
         """Have the registry route *call*, then wait for its reply (or for *timeout*, the method's by default)."""
         started = time.monotonic()
         outcome = "ok"
@@ -207,7 +209,8 @@ class AgentPlane:
                 raise AgentUnavailable("the agent plane is stopped") from None
             limit = call.method.timeout if timeout is None else timeout
             try:
-                return call.reply.get(timeout=limit)
+                result: rpc.R = call.reply.get(timeout=limit)  # what the connection decoded as the method's R
+                return result
             except gevent.Timeout:
                 name = call.agent.name if call.agent else "(not routed yet)"
                 call.reply.set_exception(AgentTimeout(f"agent {name} did not answer {call.method.wire_name} "

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import pykka
 
-from actors._connection import AgentInfo
+from actors._connection import AgentConnection, AgentInfo
 from actors._gevent import GeventActor
 from actors._messages import (
     TICK,
-    Call,
+    AnyCall,
     CallAgent,
     CallAny,
     Close,
@@ -55,7 +55,7 @@ PING_SLICES = 90
 @dataclass(slots=True)
 class _Entry:
     info: AgentInfo
-    ref: pykka.ActorRef
+    ref: pykka.ActorRef[AgentConnection]
     slice: int
 
 
@@ -65,7 +65,7 @@ class AgentRegistry(GeventActor):
         # Called (it must not block) with each agent whose Capabilities were recorded.
         self._on_welcomed = on_welcomed
         self._agents: dict[str, _Entry] = {}
-        self._slices: list[dict[str, pykka.ActorRef]] = [{} for _ in range(PING_SLICES)]
+        self._slices: list[dict[str, pykka.ActorRef[AgentConnection]]] = [{} for _ in range(PING_SLICES)]
         self._by_type: collections.Counter[str] = collections.Counter()
         # One tuple per distinct list of methods (agents of a type and version serve the same): shared, not copied.
         self._method_lists: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -150,7 +150,7 @@ class AgentRegistry(GeventActor):
             message.call.reply.set_exception(AgentUnavailable(f"no connected agent can serve {method.wire_name}"))
 
     @staticmethod
-    def _forward(entry: _Entry, call: Call) -> None:
+    def _forward(entry: _Entry, call: AnyCall) -> None:
         call.agent, call.connection = entry.info, entry.ref
         try:
             entry.ref.tell(call)

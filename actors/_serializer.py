@@ -36,9 +36,11 @@ from dataclasses import dataclass
 import gevent
 import pykka
 
+from actors._query import Query, ask, ask_later
 from kahuna.errors import OperationTimeout
 
 T = typing.TypeVar("T")
+Args = typing.ParamSpec("Args")
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -67,14 +69,14 @@ def held_keys() -> frozenset[str]:
 
 
 @dataclass(frozen=True)
-class _Run:
+class _Run(Query[T]):
     key: str
-    function: typing.Callable[[], typing.Any]
+    function: typing.Callable[[], T]
     held: frozenset[str]
 
 
 @dataclass(frozen=True)
-class _Acquire:
+class _Acquire(Query["pykka.ActorRef[_OwnerActor]"]):
     key: str
 
 
@@ -84,14 +86,14 @@ class _Done:
 
 
 @dataclass(frozen=True)
-class _Size:
+class _Size(Query[int]):
     pass
 
 
 class _OwnerActor(pykka.ThreadingActor):
     use_daemon_thread = True
 
-    def __init__(self, registry: pykka.ActorRef) -> None:
+    def __init__(self, registry: pykka.ActorRef[_RegistryActor]) -> None:
         super().__init__()
         self._registry = registry
 
@@ -116,7 +118,7 @@ class _RegistryActor(pykka.ThreadingActor):
     def __init__(self) -> None:
         super().__init__()
         # key -> (owner, operations queued on it and not yet ended)
-        self._owners: dict[str, tuple[pykka.ActorRef, int]] = {}
+        self._owners: dict[str, tuple[pykka.ActorRef[_OwnerActor], int]] = {}
 
     def on_receive(self, message: typing.Any) -> typing.Any:
         if isinstance(message, _Acquire):
@@ -150,14 +152,14 @@ class Serializer:
         self._registry = _RegistryActor.start()
         self._timeout = timeout
 
-    def run(self, key: str, function: typing.Callable[..., T], *args: typing.Any, **kwargs: typing.Any) -> T:
+    def run(self, key: str, function: typing.Callable[Args, T], *args: Args.args, **kwargs: Args.kwargs) -> T:
         held = held_keys()
         if key in held:
             return function(*args, **kwargs)
         if held and key_rank(key) < max(key_rank(k) for k in held):
             raise RuntimeError(f"owner {key} taken after {sorted(held)}: nested owners follow KEY_ORDER")
-        owner: pykka.ActorRef = self._registry.ask(_Acquire(key), timeout=self._timeout)
-        future = owner.ask(_Run(key, lambda: function(*args, **kwargs), held), block=False)
+        owner = ask(self._registry, _Acquire(key), self._timeout)
+        future = ask_later(owner, _Run(key, lambda: function(*args, **kwargs), held))
         timeout = OBJECT_TIMEOUT if key.split(":", 1)[0] in OBJECT_KEYS else self._timeout
         try:
             return future.get(timeout=timeout)
@@ -174,7 +176,7 @@ class Serializer:
         return self.run(head, lambda: self.run_all(rest, function))
 
     def active_objects(self) -> int:
-        return self._registry.ask(_Size(), timeout=self._timeout)
+        return ask(self._registry, _Size(), self._timeout)
 
     def stop(self) -> None:
         if self._registry.is_alive():

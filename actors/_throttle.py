@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pykka
 
+from actors._query import Query, ask
+
 
 @dataclass(frozen=True)
 class _Record:
@@ -16,14 +18,14 @@ class _Record:
 
 
 @dataclass(frozen=True)
-class _Wait:
+class _Wait(Query[float]):
     key: str
     limit: int
     window: float
 
 
 @dataclass(frozen=True)
-class _Reserve:
+class _Reserve(Query[float]):
     limits: tuple[tuple[str, int], ...]
     window: float
 
@@ -96,11 +98,11 @@ class Throttle:
             self._actor.tell(_Record(key))
 
     def wait(self, key: str, limit: int, window: float) -> float:
-        return self._actor.ask(_Wait(key, limit, window), timeout=10)
+        return ask(self._actor, _Wait(key, limit, window), 10)
 
     def reserve(self, limits: typing.Sequence[tuple[str, int]], window: float) -> float:
         """Count one attempt on each key if none is over its limit; else how long to wait (nothing counted)."""
-        return self._actor.ask(_Reserve(tuple(limits), window), timeout=10)
+        return ask(self._actor, _Reserve(tuple(limits), window), 10)
 
     def refund(self, key: str) -> None:
         """Take back the latest attempt counted on *key* (it turned out to be a success)."""

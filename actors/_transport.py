@@ -199,7 +199,8 @@ class _NoCloseHook:
         pass
 
 
-class GatedWebSocketHandler(WebSocketHandler):
+# gevent-websocket ships no type information: its handler is Any, and subclassing it is the only way in.
+class GatedWebSocketHandler(WebSocketHandler):  # type: ignore[misc]
     """Upgrades only what the server's ``upgrade_gate`` accepts, answering everything else before the 101.
 
     ``server.upgrade_gate(environ)`` returns None to accept, or ``(status, body)``

@@ -110,14 +110,14 @@ class KomputeById(MethodView):
     @kompute_blp.response(200, KomputeSchema)
     def get(self, komputeId):
         komputes = services().komputes
-        return komputes.view(komputes.get(komputeId))
+        return komputes.details(komputes.get(komputeId))
 
     @kompute_blp.operation("UpdateKompute")
     @kompute_blp.arguments(KomputeSchema)
     @kompute_blp.response(200, KomputeSchema)
     def put(self, kompute, komputeId):
         komputes = services().komputes
-        return komputes.view(komputes.update(komputeId, kompute))
+        return komputes.details(komputes.update(komputeId, kompute))
 
     @kompute_blp.operation("DeleteKompute")
     @kompute_blp.response(200)
@@ -166,14 +166,14 @@ class KyloById(MethodView):
     @kylo_blp.response(200, KyloSchema)
     def get(self, kyloId):
         kylos = services().kylos
-        return kylos.view(kylos.get(kyloId))
+        return kylos.details(kylos.get(kyloId))
 
     @kylo_blp.operation("UpdateKylo")
     @kylo_blp.arguments(KyloSchema)
     @kylo_blp.response(200, KyloSchema)
     def put(self, kylo, kyloId):
         kylos = services().kylos
-        return kylos.view(kylos.update(kyloId, kylo))
+        return kylos.details(kylos.update(kyloId, kylo))
 
     @kylo_blp.operation("DeleteKylo")
     @kylo_blp.response(200)

@@ -24,14 +24,14 @@ class KawaiiById(MethodView):
     @blp.response(200, KawaiiSchema)
     def get(self, kawaiiId):
         kawaiis = services().kawaiis
-        return kawaiis.view(kawaiis.get(kawaiiId))
+        return kawaiis.details(kawaiis.get(kawaiiId))
 
     @blp.operation("UpdateKawaii")
     @blp.arguments(KawaiiSchema)
     @blp.response(200, KawaiiSchema)
     def put(self, kawaii, kawaiiId):
         kawaiis = services().kawaiis
-        return kawaiis.view(kawaiis.update(kawaiiId, kawaii))
+        return kawaiis.details(kawaiis.update(kawaiiId, kawaii))
 
     @blp.operation("DeleteKawaii")
     @blp.response(200)

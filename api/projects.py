@@ -146,7 +146,7 @@ class ProjectZoneKompute(MethodView):
     @blp.response(201, KomputeSchema)
     def post(self, query, kompute, projectId, zoneId):
         komputes = services().komputes
-        return komputes.view(komputes.create(projectId, zoneId, kompute, query["poolId"], query["templateId"],
+        return komputes.details(komputes.create(projectId, zoneId, kompute, query["poolId"], query["templateId"],
                                              query["public"]))
 
 
@@ -172,7 +172,7 @@ class ProjectRegionKylo(MethodView):
     @blp.response(201, KyloSchema)
     def post(self, query, kylo, projectId, regionId):
         kylos = services().kylos
-        return kylos.view(kylos.create(projectId, regionId, kylo, query["nfsId"]))
+        return kylos.details(kylos.create(projectId, regionId, kylo, query["nfsId"]))
 
 
 @blp.route("/project/<projectId>/region/<regionId>/kawaii")
@@ -182,7 +182,7 @@ class ProjectRegionKawaii(MethodView):
     @blp.response(201, KawaiiSchema)
     def post(self, kawaii, projectId, regionId):
         kawaiis = services().kawaiis
-        return kawaiis.view(kawaiis.create(projectId, regionId, kawaii))
+        return kawaiis.details(kawaiis.create(projectId, regionId, kawaii))
 
 
 @blp.route("/project/<projectId>/region/<regionId>/kawaiis")

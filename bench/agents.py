@@ -30,7 +30,7 @@ from kahuna.storage import Database, schema, utcnow
 from kahuna.storage.embedded import EmbeddedFerretDB
 from tests.simulator import VERSIONS
 
-NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+NODE = rpc.kaktus.NodeCapabilities
 #: What a simulated Kaktus answers to Capabilities (tests/simulator.py).
 KNOWN_CAPABILITIES = {"version": VERSIONS[rpc.KAKTUS], "methods": sorted(rpc.CATALOG[rpc.KAKTUS])}
 

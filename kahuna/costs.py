@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 GIB = 1024**3
 DEFAULT_CURRENCY = "EUR"
@@ -58,14 +58,14 @@ class Pricing:
                   for pool in self.db.pools.find({"region_id": region_id}, sort=[("_id", 1)])]
         return _mean(prices)
 
-    def instance_cost(self, instance: Document) -> Price:
+    def instance_cost(self, instance: models.Instance) -> Price:
         cpu, memory = self.zone_prices(instance["zone_id"])
         return Price(instance["vcpus"] * cpu.amount + instance["memory"] // GIB * memory.amount, cpu.currency)
 
-    def volume_cost(self, volume: Document) -> Price:
+    def volume_cost(self, volume: models.Volume) -> Price:
         price = self.region_storage_price(volume["region_id"])
         return Price(volume["size"] // GIB * price.amount, price.currency)
 
-    def total(self, instances: list[Document], volumes: list[Document]) -> Price:
+    def total(self, instances: list[models.Instance], volumes: list[models.Volume]) -> Price:
         costs = [self.instance_cost(i) for i in instances] + [self.volume_cost(v) for v in volumes]
         return Price(round(sum(c.amount for c in costs), 2), costs[-1].currency if costs else DEFAULT_CURRENCY)

@@ -47,7 +47,7 @@ def address_in(network: Network, text: str, what: str) -> Address:
 def parse_range(network: Network, first: str, last: str, what: str) -> tuple[Address, Address]:
     low = address_in(network, first, f"{what} start")
     high = address_in(network, last, f"{what} end")
-    if low > high:
+    if int(low) > int(high):  # both of *network*, hence of one IP version
         raise Unprocessable(f"{what} {low}-{high} ends before it starts")
     return low, high
 
@@ -56,7 +56,7 @@ def range_size(first: str, last: str) -> int:
     return int(ipaddress.ip_address(last)) - int(ipaddress.ip_address(first)) + 1
 
 
-class RangeAddresses(collections.abc.Sequence):
+class RangeAddresses(collections.abc.Sequence[str]):
     """The addresses of *ranges*, one range after the other, as a lazy sequence.
 
     Its length and any item are computed from the ranges' bounds, and iterating makes one address at a time:
@@ -64,11 +64,11 @@ class RangeAddresses(collections.abc.Sequence):
     ``len()`` saturates at ``sys.maxsize`` (Python's limit); :attr:`size` is exact.
     """
 
-    def __init__(self, ranges: typing.Iterable[dict[str, str]]):
+    def __init__(self, ranges: typing.Iterable[typing.Mapping[str, typing.Any]]):
         self._bounds: list[tuple[int, int, int]] = []
         for item in ranges:
             low, high = ipaddress.ip_address(item["first"]), ipaddress.ip_address(item["last"])
-            if low <= high:
+            if low.version == high.version and int(low) <= int(high):  # else empty, as is a reversed range
                 self._bounds.append((int(low), int(high), low.version))
 
     @property
@@ -83,7 +83,13 @@ class RangeAddresses(collections.abc.Sequence):
             for value in range(low, high + 1):
                 yield str(_address(value, version))
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @typing.overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @typing.overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self.size))]
         if index < 0:
@@ -96,13 +102,19 @@ class RangeAddresses(collections.abc.Sequence):
         raise IndexError("address index out of range")
 
 
-def expand_ranges(ranges: typing.Iterable[dict[str, str]]) -> RangeAddresses:
+def expand_ranges(ranges: typing.Iterable[typing.Mapping[str, typing.Any]]) -> RangeAddresses:
     """The addresses of *ranges* in order (lazily: see :class:`RangeAddresses`)."""
     return RangeAddresses(ranges)
 
 
-def in_ranges(address: Address, ranges: typing.Iterable[dict[str, str]]) -> bool:
-    return any(ipaddress.ip_address(r["first"]) <= address <= ipaddress.ip_address(r["last"]) for r in ranges)
+def in_ranges(address: Address, ranges: typing.Iterable[typing.Mapping[str, typing.Any]]) -> bool:
+    """Whether *address* is in one of *ranges* (an address is in no range of the other IP version)."""
+    value = int(address)
+    for item in ranges:
+        low, high = ipaddress.ip_address(item["first"]), ipaddress.ip_address(item["last"])
+        if low.version == high.version == address.version and int(low) <= value <= int(high):
+            return True
+    return False
 
 
 def _address(value: int, version: int) -> Address:
@@ -121,7 +133,7 @@ def host_bounds(network: Network) -> tuple[int, int]:
     return low, high
 
 
-def lowest_free_address(subnet: dict[str, typing.Any], taken: typing.Iterable[str]) -> str:
+def lowest_free_address(subnet: typing.Mapping[str, typing.Any], taken: typing.Iterable[str]) -> str:
     """The lowest address of *subnet* that is not the network, broadcast or gateway address, not in a
     reserved or gateway-pool range, and not in *taken*.
 

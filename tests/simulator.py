@@ -240,10 +240,11 @@ class SimulatedAgent:
         except (ValueError, KeyError, TypeError):
             log.warning("agent %s: malformed request dropped", self.id)
             return
-        service, _, name = wire_name.rpartition(".")
-        method = self.catalog.get(name)
-        if service != self.type or method is None or raw_params is None:
+        # Dispatched by the wire name read off the request, as the Go agents' RPC server does.
+        method = rpc.METHODS.get(wire_name) if isinstance(wire_name, str) else None
+        if method is None or method.agent_type != self.type or raw_params is None:
             return  # what the Go agents do: log, and never reply
+        name = method.name
         params = method.decode_params(raw_params)
         self.calls.append((name, params))
         self._call_event.set()
@@ -252,7 +253,8 @@ class SimulatedAgent:
         self.max_outstanding = max(self.max_outstanding, self.outstanding)
         self._answer(ws, request_id, name, method, params)
 
-    def _answer(self, ws: websocket.WebSocket, request_id: int, name: str, method: rpc.Method, params: dict) -> None:
+    def _answer(self, ws: websocket.WebSocket, request_id: int, name: str, method: rpc.AnyMethod,
+                params: dict) -> None:
         gevent.sleep(self.behaviour.delays.get(name, 0) + random.uniform(0, self.behaviour.jitter))
         if name in self.behaviour.hold:
             self.behaviour.hold[name].wait()

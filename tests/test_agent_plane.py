@@ -24,7 +24,7 @@ from kahuna.services.agents import ID_HEADER, KEY_HEADER, TYPE_HEADER, signed_he
 from tests.deployment import ADMIN_EMAIL, Deployment, expect_error
 from tests.simulator import HandshakeFailed, SimulatedAgent
 
-NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+NODE = rpc.kaktus.NodeCapabilities
 
 
 def ws_url(deployment):
@@ -216,16 +216,16 @@ def test_a_silent_agent_is_declared_dead(ferretdb, mail_server):
 def test_calls_carry_pascal_case_fields_and_results(deployment):
     agent = deployment.simulated_agent("kaktus-1")
     plane = deployment.kahuna.plane
-    plane.call(agent.id, rpc.method("Kaktus", "CreateRawVolume"), {"Pool": "rbd", "Volume": "v1", "Size": 1 << 30})
+    plane.call(agent.id, rpc.kaktus.CreateRawVolume, {"Pool": "rbd", "Volume": "v1", "Size": 1 << 30})
     assert agent.volumes[("rbd", "v1")]["Size"] == 1 << 30
     content = b"cloud-init"
-    plane.call(agent.id, rpc.method("Kaktus", "CreateIsoVolume"),
+    plane.call(agent.id, rpc.kaktus.CreateIsoVolume,
                {"Pool": "rbd", "Volume": "v1-ci", "Size": len(content), "Content": content})
     assert agent.volumes[("rbd", "v1-ci")]["Content"] == content
-    assert plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": "v1"}) == \
+    assert plane.call(agent.id, rpc.kaktus.GetVolumeInfos, {"Pool": "rbd", "Volume": "v1"}) == \
         {"Size": 1 << 30}
     with pytest.raises(AgentCallFailed, match="No such file"):
-        plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": "nope"})
+        plane.call(agent.id, rpc.kaktus.GetVolumeInfos, {"Pool": "rbd", "Volume": "nope"})
     with pytest.raises(AgentUnavailable, match="not connected"):
         plane.call("0" * 24, NODE)
 
@@ -254,12 +254,12 @@ def test_fan_out_to_several_agents(deployment):
     agents = [deployment.simulated_agent(f"kiwi-{n}", "Kiwi") for n in range(3)]
     agents[2].behaviour.failures["CreateDnsRecord"] = "zone is read-only"
     results = deployment.kahuna.plane.broadcast(
-        [a.id for a in agents], rpc.method("Kiwi", "CreateDnsRecord"),
+        [a.id for a in agents], rpc.kiwi.CreateDnsRecord,
         {"Domain": "acme.internal", "Entry": "web", "Addresses": ["10.0.0.5"]})
     assert results[agents[0].id] == {} and results[agents[1].id] == {}
     assert isinstance(results[agents[2].id], AgentCallFailed)
     assert agents[0].dns_records == {"acme.internal": {"web": ["10.0.0.5"]}}
-    chosen = deployment.kahuna.plane.call_any([a.id for a in agents], rpc.method("Kiwi", "CreateDnsZone"),
+    chosen = deployment.kahuna.plane.call_any([a.id for a in agents], rpc.kiwi.CreateDnsZone,
                                               {"Domain": "z.internal"})
     assert chosen == {} and sum("z.internal" in a.dns_zones for a in agents) == 1
     with pytest.raises(AgentUnavailable):
@@ -271,7 +271,7 @@ def test_a_timed_out_request_holds_the_slot_until_its_late_reply(deployment):
     agent.instances["vm"] = {"XML": "<domain/>", "State": "Running", "Autostart": True}
     late = agent.behaviour.hold["GetInstanceState"] = gevent.event.Event()
     with pytest.raises(AgentTimeout, match="did not answer Kaktus.GetInstanceState"):
-        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "vm"},
+        deployment.kahuna.plane.call(agent.id, rpc.kaktus.GetInstanceState, {"Name": "vm"},
                                      timeout=0.2)
     next_call = gevent.spawn(deployment.kahuna.plane.call, agent.id, NODE, timeout=60)
     gevent.sleep(0.3)
@@ -291,7 +291,7 @@ def test_a_request_never_answered_recycles_the_connection(ferretdb, mail_server)
         agent = deployment.simulated_agent("kaktus-1")
         agent.behaviour.silent.add("GetInstanceState")
         with pytest.raises(AgentTimeout):
-            deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "vm"},
+            deployment.kahuna.plane.call(agent.id, rpc.kaktus.GetInstanceState, {"Name": "vm"},
                                          timeout=0.2)
         assert agent.closed.wait(30) and agent.close_code == 4003
         agent.connect()  # what a Go agent does after any close: dial again, and start afresh
@@ -321,7 +321,7 @@ def test_replies_late_and_out_of_order_never_meet_two_requests(deployment):
         for _ in range(6):
             name = own.choice(sorted(sizes))
             try:
-                result = plane.call(agent.id, rpc.method("Kaktus", "GetVolumeInfos"), {"Pool": "rbd", "Volume": name},
+                result = plane.call(agent.id, rpc.kaktus.GetVolumeInfos, {"Pool": "rbd", "Volume": name},
                                     timeout=own.choice([0.02, 0.05, 30]))
             except AgentTimeout:
                 timed_out.append(name)
@@ -364,7 +364,7 @@ def test_a_close_during_a_large_send_never_cuts_into_its_frame(ferretdb, mail_se
                                                        "error": None}).encode()))
         deployment.wait_until(lambda: (info := deployment.kahuna.plane.info(agent_id)) is not None and info.methods)
         content = bytes(range(256)) * (24 << 10)  # 6 MiB, some 8 MiB of JSON: far more than the socket buffers
-        call = gevent.spawn(deployment.kahuna.plane.call, agent_id, rpc.method("Kaktus", "CreateIsoVolume"),
+        call = gevent.spawn(deployment.kahuna.plane.call, agent_id, rpc.kaktus.CreateIsoVolume,
                             {"Pool": "rbd", "Volume": "big", "Size": len(content), "Content": content}, timeout=60)
         # Once the request's first bytes are here its frame is being written, and cannot be written at once.
         connection.recv(1, socket.MSG_PEEK)
@@ -407,7 +407,7 @@ def test_a_disconnect_mid_call_fails_the_caller_at_once(deployment):
     agent.behaviour.drop_on.add("GetInstanceState")
     # AgentDisconnected, not AgentTimeout: the caller failed on the disconnect, without waiting out its timeout.
     with pytest.raises(AgentDisconnected):
-        deployment.kahuna.plane.call(agent.id, rpc.method("Kaktus", "GetInstanceState"), {"Name": "x"},
+        deployment.kahuna.plane.call(agent.id, rpc.kaktus.GetInstanceState, {"Name": "x"},
                                      timeout=300)
     deployment.wait_until(lambda: deployment.kahuna.plane.info(agent.id) is None)
 

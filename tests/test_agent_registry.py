@@ -20,7 +20,7 @@ from actors._registry import PING_SLICES, AgentRegistry
 from kahuna import rpc
 from kahuna.errors import AgentUnavailable
 
-NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+NODE = rpc.kaktus.NodeCapabilities
 CONNECTED = 2000
 
 

@@ -22,7 +22,7 @@ from kahuna import config, rpc
 from tests.deployment import MASTER_KEY, Deployment
 from tests.simulator import HandshakeFailed, SimulatedAgent
 
-NODE = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+NODE = rpc.kaktus.NodeCapabilities
 GARBAGE_LIMIT = 50
 
 

@@ -39,7 +39,7 @@ def test_a_request_trickled_slowly_is_cut_off_but_an_agent_socket_is_not(strict)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 4")
     slow.close()
     gevent.sleep(2 * IDLE_TIMEOUT)  # longer than the idle timeout: the agent's socket must survive it
-    assert strict.kahuna.plane.call(agent.id, rpc.method(rpc.KAKTUS, "NodeCapabilities"))["Threads"] == 64
+    assert strict.kahuna.plane.call(agent.id, rpc.kaktus.NodeCapabilities)["Threads"] == 64
 
 
 def test_a_storm_of_failing_handshakes_leaves_agents_working(strict):
@@ -60,7 +60,7 @@ def test_a_storm_of_failing_handshakes_leaves_agents_working(strict):
     attackers = [gevent.spawn(attack, FAILING_HANDSHAKES // 20) for _ in range(20)]
     answered = 0
     while not all(a.dead for a in attackers):
-        assert strict.kahuna.plane.call(agent.id, rpc.method(rpc.KAKTUS, "NodeCapabilities"), timeout=10)
+        assert strict.kahuna.plane.call(agent.id, rpc.kaktus.NodeCapabilities, timeout=10)
         answered += 1
     gevent.joinall(attackers, raise_error=True)
     assert statuses == [b"403"] * FAILING_HANDSHAKES

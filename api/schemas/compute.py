@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+import typing
+
+from marshmallow import fields, pre_dump, validate
 
 from api.schemas.common import ApiSchema, Boolean, Integer, List, ObjectIdString, QuerySchema, read_only
+from kahuna.services.kawaii import KawaiiDetails
+from kahuna.services.komputes import KomputeDetails
+from kahuna.services.kylos import KyloDetails
 
 NAME = validate.Length(min=1, max=63)
 DESCRIPTION = validate.Length(max=1024)
@@ -65,6 +70,13 @@ class KomputeSchema(ApiSchema):
     data_disk = _int64(load_default=0, validate=validate.Range(min=0, max=2**63 - 1))
     ip = read_only(fields.String())
 
+    @pre_dump
+    def _from_details(self, details: KomputeDetails, **_: typing.Any) -> dict[str, typing.Any]:
+        instance, sizes = details.instance, details.disk_sizes
+        return {"_id": details.kompute["_id"], "name": instance["name"], "description": instance["description"],
+                "memory": instance["memory"], "vcpus": instance["vcpus"], "disk": sizes[0] if sizes else 0,
+                "data_disk": sizes[1] if len(sizes) > 1 else None, "ip": details.private_ip}
+
 
 class KomputeQuerySchema(QuerySchema):
     poolId = fields.String(load_default=None)
@@ -89,6 +101,10 @@ class KyloSchema(ApiSchema):
     protocols = List(Integer(validate=validate.OneOf([3, 4])), load_default=lambda: [3, 4])
     endpoint = read_only(fields.String())
     size = read_only(_int64())
+
+    @pre_dump
+    def _from_details(self, details: KyloDetails, **_: typing.Any) -> dict[str, typing.Any]:
+        return {**details.kylo, "endpoint": details.endpoint}
 
 
 # -- Kawaii -------------------------------------------------------------------------
@@ -182,6 +198,19 @@ class KawaiiSchema(ApiSchema):
     vpc_peerings = List(fields.Nested(KawaiiVpcPeeringSchema), load_default=list)
     # IPsec connections are managed through /kawaii/{id}/ipsec; listed there, ignored here.
     ipsec_connections = List(fields.Nested(KawaiiIpSecSchema), load_default=list, load_only=True)
+
+    @pre_dump
+    def _from_details(self, details: KawaiiDetails, **_: typing.Any) -> dict[str, typing.Any]:
+        kawaii = details.kawaii
+        zones = kawaii.get("zones", [])
+        peerings = [{**peering, "netip": [{"zone": zone["zone"],
+                                           "private": details.peering_addresses[peering["subnet"]][zone["zone"]]}
+                                          for zone in zones]}
+                    for peering in kawaii.get("vpc_peerings", [])]
+        return {**kawaii, "vpc_peerings": peerings,
+                "netip": {"public": sorted(z["public"] for z in zones), "private": sorted(z["private"] for z in zones),
+                          "zones": [{"zone": z["zone"], "public": z["public"], "private": z["private"]}
+                                    for z in zones]}}
 
 
 # -- Konvey -------------------------------------------------------------------------

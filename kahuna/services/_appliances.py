@@ -18,7 +18,7 @@ from kahuna.services.komputes import KomputeService
 from kahuna.services.networks import AdapterService
 from kahuna.services.projects import ProjectService
 from kahuna.services.volumes import VolumeService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ def checked_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise Unprocessable(f"{text!r} is not an IP address") from None
 
 
-def firewall_rules(rules: list[dict] | None, peer_key: str) -> list[dict[str, str]]:
+def firewall_rules(rules: list[dict[str, typing.Any]] | None, peer_key: str) -> list[dict[str, str]]:
     return [{peer_key: checked_network(rule.get(peer_key), peer_key),
              "protocol": one_of(rule.get("protocol"), PROTOCOLS, "tcp", "protocol"),
              "ports": port_lists.check_port_list(rule["ports"])} for rule in rules or []]
 
 
-def forward_rules(rules: list[dict] | None, forced_ports: str = "") -> list[dict[str, str]]:
+def forward_rules(rules: list[dict[str, typing.Any]] | None, forced_ports: str = "") -> list[dict[str, str]]:
     return [{"protocol": one_of(rule.get("protocol"), PROTOCOLS, "tcp", "protocol"),
              "ports": port_lists.check_port_list(rule["ports"])} for rule in rules or []] + (
         [{"protocol": "tcp", "ports": forced_ports}] if forced_ports else [])
@@ -61,6 +61,9 @@ def forward_rules(rules: list[dict] | None, forced_ports: str = "") -> list[dict
 
 class ApplianceService:
     """What Kawaii and Konvey both build on."""
+
+    #: The collection of the appliance's documents (and the prefix of its owner keys).
+    collection: typing.ClassVar[str]
 
     def __init__(self, db: Database, agents: AgentPlane, projects: ProjectService, instances: InstanceService,
                  komputes: KomputeService, volumes: VolumeService, adapters: AdapterService):
@@ -72,25 +75,25 @@ class ApplianceService:
         self.volumes = volumes
         self.adapters = adapters
 
-    def _project_region(self, project_id: str, region_id: str) -> tuple[Document, Document]:
+    def _project_region(self, project_id: str, region_id: str) -> tuple[models.Project, models.Region]:
         project = self.projects.get(project_id)
         region = self.db.regions.get(region_id)
         if region_id not in project.get("region_ids", []):
             raise Unprocessable(f"project {project['name']} is not in region {region['name']}")
         return project, region
 
-    def _image(self, region_id: str) -> tuple[Document, Document]:
+    def _image(self, region_id: str) -> tuple[models.StoragePool, models.Template]:
         pool = self.volumes.pool_of_region(region_id, None)
         return pool, self.volumes.template_of_pool(pool, None)
 
-    def _vm(self, project: Document, zone: Document, name: str, profile: str, profile_id: str, undo: Undo,
-            peering_subnet_ids: typing.Sequence[str] = (), avoid: frozenset[str] = frozenset()) -> Document:
+    def _vm(self, project: models.Project, zone: models.Zone, name: str, profile: str, profile_id: str, undo: Undo,
+            peering_subnet_ids: typing.Sequence[str] = (), avoid: frozenset[str] = frozenset()) -> models.Kompute:
         pool, template = self._image(zone["region_id"])
         plan = self.komputes.plan(project, zone, pool, template, name, f"{profile} VM", VM_VCPUS, VM_MEMORY, VM_DISK,
                                   0, False, profile, profile_id, peering_subnet_ids, avoid)
         return self.komputes.build(project, zone, plan, undo)
 
-    def _vip_adapter(self, subnet_id: str, name: str, made_for: str, undo: Undo) -> Document:
+    def _vip_adapter(self, subnet_id: str, name: str, made_for: str, undo: Undo) -> models.Adapter:
         adapter = self.adapters.create(subnet_id, {"name": name, "description": "virtual address"}, assign_ip=True,
                                        made_for=made_for)
         undo.push(f"delete adapter {name}", lambda: self.db.adapters.delete_many({"_id": adapter["_id"]}))
@@ -106,17 +109,17 @@ class ApplianceService:
         for kompute_id in kompute_ids:
             instance = self.db.instances.get(self.db.komputes.get(kompute_id)["instance_id"])
             try:
-                self.agents.call(instance["agent_id"], rpc.method(rpc.KONTROLLER, "Reload"))
+                self.agents.call(instance["agent_id"], rpc.kontroller.Reload)
             except AgentError as exc:
                 log.info("Kontroller of %s not reloaded: %s", instance["name"], exc.reason)
 
-    def destroy_leftover(self, service: Document) -> None:
+    def destroy_leftover(self, service: models.Kawaii | models.Konvey) -> None:
         """Crash recovery: a Kawaii or Konvey whose creation or deletion was cut short. Its VMs are the
         Komputes made for it; its virtual addresses, the adapters made for it; its VRRP ids are given back
         by the caller, from what the project's live services still use."""
         self.projects.serializer.run(f"{self.collection}:{service['_id']}", self._destroy_leftover, service)
 
-    def _destroy_leftover(self, service: Document) -> None:
+    def _destroy_leftover(self, service: models.Kawaii | models.Konvey) -> None:
         service_id = str(service["_id"])
         for kompute in self.db.komputes.find({"profile_id": service_id}):
             self.komputes.destroy_leftover(kompute)

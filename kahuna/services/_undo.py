@@ -10,6 +10,7 @@ must see).
 from __future__ import annotations
 
 import logging
+import types
 import typing
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ class Undo:
     def push(self, what: str, step: typing.Callable[[], typing.Any]) -> None:
         self._steps.append((what, step))
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: types.TracebackType | None) -> None:
         if exc_type is None:
             return
         for what, step in reversed(self._steps):

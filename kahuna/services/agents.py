@@ -57,7 +57,7 @@ from kahuna import credentials
 from kahuna.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentPlane
 from kahuna.services.tokens import AGENT, KEY_REVOKED, TokenService, has_expired
-from kahuna.storage import Database, Document, is_transient, utcnow
+from kahuna.storage import Database, is_transient, models, utcnow
 from kahuna.storage.cache import PRELOAD_SHARE
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,12 @@ PRELOAD_WAIT = 10.0
 #: Objects worked on at once in a batch's post-connection work (each: RPCs to its agents, then its writes);
 #: so many the agent plane's welcomes ran at once before it handed them over in batches.
 WELCOME_CONCURRENCY = 8
+
+
+class Headers(typing.Protocol):
+    """The handshake's request headers, looked up by name (werkzeug's, or a plain dict in tests)."""
+
+    def get(self, name: str, default: str, /) -> str: ...
 
 
 class HandshakeRefused(Exception):
@@ -187,18 +193,18 @@ class AgentService:
     def list_ids(self) -> list[str]:
         return self.db.agents.ids({"type": {"$in": list(REST_TYPES)}})
 
-    def get(self, agent_id: str) -> Document:
+    def get(self, agent_id: str) -> models.Agent:
         agent = self.db.agents.get(agent_id)
         if agent["type"] not in REST_TYPES:
             # Kontroller agents belong to their Kawaii/Konvey instance, not to the REST API.
             raise NotFound(f"agent {agent_id} does not exist")
         return agent
 
-    def create(self, name: str, description: str, agent_type: str) -> Document:
+    def create(self, name: str, description: str, agent_type: str) -> models.Agent:
         return self.db.agents.insert({"name": name, "description": description, "type": agent_type},
                                      conflict=f"an agent named {name} already exists")
 
-    def update(self, agent_id: str, name: str, description: str, agent_type: str) -> Document:
+    def update(self, agent_id: str, name: str, description: str, agent_type: str) -> models.Agent:
         agent = self.get(agent_id)
         if agent_type != agent["type"]:
             raise Unprocessable("an agent's type cannot be changed")
@@ -214,7 +220,7 @@ class AgentService:
         self.tokens.delete_for(AGENT, agent_id)
         self.agents.disconnect(agent_id, "agent deleted", KEY_REVOKED)
 
-    def rotate_key(self, agent_id: str, expire: bool, expiration_date: datetime.date | None) -> Document:
+    def rotate_key(self, agent_id: str, expire: bool, expiration_date: datetime.date | None) -> models.Token:
         return self.tokens.rotate_agent_key(self.get(agent_id), expire, expiration_date)
 
     def on_agents_connected(self, agents: typing.Sequence[ConnectedAgent]) -> None:
@@ -245,16 +251,15 @@ class AgentService:
         """Store each agent's capabilities if they changed: one read for all (served from the cache when their
         handshakes or the preload put them there), then one write by ``_id`` per change. A write the database
         refuses for now (contention) is retried a few times."""
-        collection = self.db.agents.collection
         by_id = {ObjectId(agent.id): agent for agent in agents if ObjectId.is_valid(agent.id)}
-        stored = _retry_transient(lambda: collection.find_by_ids(by_id, {"capabilities": 1}))
+        stored = _retry_transient(lambda: self.db.agents.find_by_ids(by_id, {"capabilities": 1}))
         for agent_id, agent in by_id.items():
             capabilities = {"version": agent.version, "methods": list(agent.methods)}
             document = stored.get(agent_id)
             if document is None or document.get("capabilities") == capabilities:
                 continue  # deleted since its handshake, or unchanged
             try:
-                _retry_transient(functools.partial(collection.update_one, {"_id": agent_id},
+                _retry_transient(functools.partial(self.db.agents.collection.update_one, {"_id": agent_id},
                                                    {"$set": {"capabilities": capabilities}}))
             except Exception:
                 log.exception("capabilities of agent %s not recorded", agent.id)
@@ -284,21 +289,21 @@ class AgentService:
         memory; called as each active term starts, right after the cache was cleared. Returns the number of
         agents whose token was read (at most as many as PRELOAD_SHARE of the cache holds)."""
         try:
-            tokens = self.db.tokens.collection.preload({"parent_type": AGENT}, limit=self._preload_capacity())
+            tokens = self.db.tokens.preload({"parent_type": AGENT}, limit=self._preload_capacity())
             digests = {token.get("api_key_sha256") for token in tokens}
             parents = {token.get("parent_id") for token in tokens}
             # The keys and agents are read whole and picked here: FerretDB answers `_id: {$in: <thousands>}`
             # several times slower than a plain scan of the collection.
-            self.db.api_keys.collection.preload({}, keep=lambda key: key["_id"] in digests)
-            self.db.agents.collection.preload({}, keep=lambda agent: str(agent["_id"]) in parents)
-            self._token_ids = {token.get("parent_id"): token["_id"] for token in tokens}
+            self.db.api_keys.preload({}, keep=lambda key: key["_id"] in digests)
+            self.db.agents.preload({}, keep=lambda agent: str(agent["_id"]) in parents)
+            self._token_ids = {token["parent_id"]: token["_id"] for token in tokens}
             return len(tokens)
         finally:
             self._credentials_ready.set()
 
     # -- handshakes ---------------------------------------------------------------------
 
-    def authenticate(self, headers: typing.Mapping[str, str]) -> AuthenticatedAgent:
+    def authenticate(self, headers: Headers) -> AuthenticatedAgent:
         self._credentials_ready.wait(PRELOAD_WAIT)  # see expect_preload
         agent_type = _required(headers, TYPE_HEADER)
         if agent_type not in AGENT_TYPES:
@@ -309,7 +314,7 @@ class AgentService:
             raise HandshakeRefused(403, f"unknown agent {agent_id!r}")
         if agent["type"] != agent_type:
             raise HandshakeRefused(403, f"agent {agent_id} is a {agent['type']}, not a {agent_type}")
-        if headers.get(SIGNATURE_HEADER):
+        if headers.get(SIGNATURE_HEADER, ""):
             self._check_signature(headers, agent_type, agent_id)
         elif self.require_hmac:
             raise HandshakeRefused(403, "this Kahuna accepts signed handshakes only")
@@ -322,13 +327,14 @@ class AgentService:
             token = self.tokens.find_by_key(key, AGENT)
         except Unauthorized as exc:
             # A key the Go Kahuna issued (its token converted by `kahuna migrate`): checked once, then upgraded.
-            token = self.tokens.upgrade_legacy_key(key, AGENT, agent_id)
-            if token is None:
+            upgraded = self.tokens.upgrade_legacy_key(key, AGENT, agent_id)
+            if upgraded is None:
                 raise HandshakeRefused(403, exc.reason) from None
+            token = upgraded
         if token["parent_id"] != agent_id:
             raise HandshakeRefused(403, "API key of another agent")
 
-    def _token_of(self, agent_id: str) -> Document | None:
+    def _token_of(self, agent_id: str) -> models.Token | None:
         """The agent's token: by the _id last seen for it when it is still the agent's (at most one token per
         agent, so it is that one), else by a query on its agent."""
         token_id = self._token_ids.get(agent_id)
@@ -347,7 +353,7 @@ class AgentService:
         """Agents whose credentials (token, key digest, agent: three documents) a preload may put in the cache."""
         return int(self.db.cache.max_entries * PRELOAD_SHARE) // 3
 
-    def _check_signature(self, headers: typing.Mapping[str, str], agent_type: str, agent_id: str) -> None:
+    def _check_signature(self, headers: Headers, agent_type: str, agent_id: str) -> None:
         stamp = _required(headers, TIMESTAMP_HEADER)
         nonce = _required(headers, NONCE_HEADER)
         if not stamp.isdigit() or abs(time.time() - int(stamp)) > self.hmac_window:
@@ -361,7 +367,7 @@ class AgentService:
             # Converted from the Go Kahuna: the key's digest is not known until the key is presented once.
             raise HandshakeRefused(403, "the agent must connect once with its API key before signing handshakes")
         expected = handshake_signature(token["api_key_sha256"], agent_type, agent_id, stamp, nonce)
-        if not credentials.same_secret(headers[SIGNATURE_HEADER], expected):
+        if not credentials.same_secret(_required(headers, SIGNATURE_HEADER), expected):
             raise HandshakeRefused(403, "bad handshake signature")
         # A nonce is accepted once: the unique _id refuses a replay, on either node of an HA pair.
         try:
@@ -377,7 +383,7 @@ class AgentService:
             self.db.agent_nonces.delete_many({"created_at": {"$lt": cutoff}})
 
 
-def _required(headers: typing.Mapping[str, str], name: str) -> str:
+def _required(headers: Headers, name: str) -> str:
     value = headers.get(name, "").strip()
     if not value:
         raise HandshakeRefused(400, f"missing {name} header")

@@ -21,6 +21,7 @@ An instance's name is its domain's name on the Kaktus and cannot change.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import typing
@@ -39,7 +40,7 @@ from kahuna.errors import (
     Unprocessable,
 )
 from kahuna.rpc import AgentPlane, InstanceAction
-from kahuna.services._common import CREATING, DELETING, READY, UPDATING, owned_ids
+from kahuna.services._common import CREATING, DELETING, READY, UPDATING, Owners, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
@@ -49,7 +50,7 @@ from kahuna.services.projects import ProjectService
 from kahuna.services.storage_pools import PoolService
 from kahuna.services.tokens import TokenService
 from kahuna.services.volumes import ISO, OS, RAW, VolumeService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ class NewVolume:
     name: str
     type: str
     size: int
-    pool: Document
-    template: Document | None = None
+    pool: models.StoragePool
+    template: models.Template | None = None
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Plan:
 
 
 class InstanceService:
-    def __init__(self, db: Database, agents: AgentPlane, serializer: typing.Any, projects: ProjectService,
+    def __init__(self, db: Database, agents: AgentPlane, serializer: Owners, projects: ProjectService,
                  pools: PoolService, volumes: VolumeService, adapters: AdapterService, dns: DnsService,
                  tokens: TokenService, templates: cloudinit.Templates, public_url: str,
                  hasher: credentials.PasswordHasher):
@@ -132,12 +133,12 @@ class InstanceService:
             return owned_ids(self.db.instances, self.projects, project_id, zone_id=zone_id)
         return owned_ids(self.db.instances, self.projects, project_id)
 
-    def get(self, instance_id: str) -> Document:
+    def get(self, instance_id: str) -> models.Instance:
         return self.db.instances.get(instance_id)
 
     # -- creation ------------------------------------------------------------------------
 
-    def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any]) -> models.Instance:
         """A raw instance from adapters and volumes the project already has."""
         project = self.projects.get(project_id)
         zone = self.zone_of_project(project, zone_id)
@@ -151,13 +152,13 @@ class InstanceService:
                     adapter_ids=adapter_ids, volume_ids=volume_ids)
         return self.provision(project, zone, plan)
 
-    def zone_of_project(self, project: Document, zone_id: str) -> Document:
+    def zone_of_project(self, project: models.Project, zone_id: str) -> models.Zone:
         zone = self.db.zones.get(zone_id)
         if zone["region_id"] not in project.get("region_ids", []):
             raise Unprocessable(f"project {project['name']} is not in the region of zone {zone['name']}")
         return zone
 
-    def _check_adapter_usable(self, project: Document, adapter_id: str) -> None:
+    def _check_adapter_usable(self, project: models.Project, adapter_id: str) -> None:
         # Reasons name the id the caller sent, never what it names: the adapter may be another project's.
         adapter = self.db.adapters.get(adapter_id)
         subnet = self.db.subnets.get(adapter["subnet_id"])
@@ -179,7 +180,8 @@ class InstanceService:
         if self.db.instances.exists({"volume_ids": volume_id}):
             raise Conflict(f"volume {volume['name']} is already a disk of an instance")
 
-    def provision(self, project: Document, zone: Document, plan: Plan, undo: Undo | None = None) -> Document:
+    def provision(self, project: models.Project, zone: models.Zone, plan: Plan,
+                  undo: Undo | None = None) -> models.Instance:
         """Make the instance of *plan*; on failure take back every step (also those of an enclosing *undo*)."""
         check_hostname(plan.name)
         if plan.vcpus <= 0 or plan.memory <= 0:
@@ -192,22 +194,22 @@ class InstanceService:
                 adapter = self.adapters.create(new.subnet_id, {"name": new.name, "description": instance["name"]},
                                                assign_ip=new.assign_ip, made_for=str(instance["_id"]))
                 undo.push(f"delete adapter {new.name}",
-                          lambda a=adapter: self.db.adapters.delete_many({"_id": a["_id"]}))
+                          functools.partial(self.db.adapters.delete_many, {"_id": adapter["_id"]}))
                 adapter_ids.append(str(adapter["_id"]))
             volume_ids = list(plan.volume_ids)
             for volume in self.db.volumes.find({"instance_id": str(instance["_id"]), "type": {"$ne": ISO}},
                                                sort=[("_id", 1)]):
                 realized = self.volumes.realize(volume)
-                undo.push(f"delete volume {volume['name']}", lambda v=realized: self.volumes.destroy(v))
+                undo.push(f"delete volume {volume['name']}", functools.partial(self.volumes.destroy, realized))
                 volume_ids.append(str(volume["_id"]))
             instance = self.db.instances.update(instance["_id"], {"adapter_ids": adapter_ids, "volume_ids": volume_ids})
             return self._realize(project, zone, instance, undo)
 
-    def _claim(self, project: Document, zone: Document, plan: Plan, undo: Undo) -> Document:
+    def _claim(self, project: models.Project, zone: models.Zone, plan: Plan, undo: Undo) -> models.Instance:
         project_id = str(project["_id"])
         demand = {"instances": 1, "vcpus": plan.vcpus, "memory": plan.memory, "storage": plan.storage}
 
-        def place() -> Document:
+        def place() -> models.Instance:
             # In the owners of the project, the zone and each adapter: the disks and NICs are checked free
             # and written into the instance in one step, so two instances never get the same one.
             for adapter_id in plan.adapter_ids:
@@ -216,10 +218,10 @@ class InstanceService:
                 self._check_volume_usable(project_id, volume_id)
             return self._place(project, zone, plan)
 
-        def claim() -> Document:
+        def claim() -> models.Instance:
             instance = self.serializer.run_all(
                 [f"zone:{zone['_id']}"] + [f"adapter:{adapter_id}" for adapter_id in plan.adapter_ids], place)
-            claimed = [instance]
+            claimed: list[models.Instance | models.Volume] = [instance]
             try:
                 for new in plan.new_volumes:
                     claimed.append(self.volumes.claim(project_id, new.pool, new.name, instance["name"], new.type,
@@ -252,7 +254,7 @@ class InstanceService:
                 instance_names=[i["name"] for i in hosted]))
         return nodes
 
-    def _place(self, project: Document, zone: Document, plan: Plan) -> Document:
+    def _place(self, project: models.Project, zone: models.Zone, plan: Plan) -> models.Instance:
         """Elect a Kaktus and write the instance there (in the zone's serializer: capacity is not double-booked)."""
         nodes = self.nodes(str(zone["_id"]))
         node = placement.elect(nodes, plan.name, plan.vcpus, plan.memory, plan.avoid_kaktus_ids)
@@ -269,7 +271,8 @@ class InstanceService:
              "dns_domain": "", "dns_addresses": [], "state": "creating"},
             conflict=f"an instance named {plan.name} already exists")
 
-    def _realize(self, project: Document, zone: Document, instance: Document, undo: Undo) -> Document:
+    def _realize(self, project: models.Project, zone: models.Zone, instance: models.Instance,
+                 undo: Undo) -> models.Instance:
         wiring = self._nics(project, zone, instance)
         nics = [interface for interface, _ in wiring]
         disks = [self.db.volumes.get(volume_id) for volume_id in instance["volume_ids"]]
@@ -323,7 +326,7 @@ class InstanceService:
         changes["seed_volume_id"] = str(seed_volume["_id"])
         # The domain.
         kaktus = self.db.kaktuses.get(instance["kaktus_id"])
-        node = self.agents.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, "NodeCapabilities"))
+        node = self.agents.call_any(kaktus["agent_ids"], rpc.kaktus.NodeCapabilities)
         storage = libvirt_xml.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
                                  pool.get("ceph_secret_uuid", ""))
         xml = libvirt_xml.domain_xml(
@@ -333,14 +336,15 @@ class InstanceService:
              for i, v in enumerate(disks)],
             libvirt_xml.Disk("hdd", pool["pool"], seed_volume["name"]),
             [bridged for _, bridged in wiring])
-        self._kaktus_call(kaktus, "CreateInstance", {"Name": instance["name"], "XML": xml})
+        self._kaktus_call(kaktus, rpc.kaktus.CreateInstance, {"Name": instance["name"], "XML": xml})
         undo.push(f"undefine {instance['name']}", lambda: self._undefine(kaktus, instance["name"]))
-        self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": InstanceAction.AUTO_START})
+        self._kaktus_call(kaktus, rpc.kaktus.InstanceOperation,
+                          {"Name": instance["name"], "Action": InstanceAction.AUTO_START})
         return self.db.instances.update(instance["_id"], {**changes, "state": "ready"})
 
     # -- networking of one instance -----------------------------------------------------
 
-    def _adapters_in_nic_order(self, instance: Document) -> list[Document]:
+    def _adapters_in_nic_order(self, instance: models.Instance) -> list[models.Adapter]:
         """The public adapter first (``ens3``), then the others in the order given."""
         adapters = [self.db.adapters.get(a) for a in instance["adapter_ids"]]
         public = [a for a in adapters if not self.db.subnets.get(a["subnet_id"])["private"]]
@@ -348,8 +352,8 @@ class InstanceService:
             raise Unprocessable("an instance can have one public adapter at most")
         return public + [a for a in adapters if a not in public]
 
-    def _nics(self, project: Document, zone: Document,
-              instance: Document) -> list[tuple[cloudinit.Interface, libvirt_xml.Nic]]:
+    def _nics(self, project: models.Project, zone: models.Zone,
+              instance: models.Instance) -> list[tuple[cloudinit.Interface, libvirt_xml.Nic]]:
         """Each NIC as cloud-init configures it (addresses, default route, DNS) and as the domain bridges it."""
         gateway_of_zone = project.get("zone_gateways", {}).get(str(zone["_id"]), "")
         project_subnet_ids = {entry["value"] for entry in project.get("private_subnets", [])}
@@ -377,16 +381,17 @@ class InstanceService:
 
     # -- agents ------------------------------------------------------------------------
 
-    def _kaktus_call(self, kaktus: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
-        return self.agents.call_any(kaktus["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+    def _kaktus_call(self, kaktus: models.Kaktus, method: rpc.Method[rpc.P, rpc.R], params: rpc.Params[rpc.P]) -> rpc.R:
+        return self.agents.call_any(kaktus["agent_ids"], method, params)
 
-    def _undefine(self, kaktus: Document, name: str) -> None:
+    def _undefine(self, kaktus: models.Kaktus, name: str) -> None:
         try:
-            self._kaktus_call(kaktus, "InstanceOperation", {"Name": name, "Action": InstanceAction.HARD_SHUTDOWN})
+            self._kaktus_call(kaktus, rpc.kaktus.InstanceOperation,
+                              {"Name": name, "Action": InstanceAction.HARD_SHUTDOWN})
         except AgentCallFailed:
             pass  # already off
         try:
-            self._kaktus_call(kaktus, "DeleteInstance", {"Name": name})
+            self._kaktus_call(kaktus, rpc.kaktus.DeleteInstance, {"Name": name})
         except AgentCallFailed as exc:
             log.warning("domain %s: the Kaktus could not undefine it (%s); forgetting it", name, exc.reason)
 
@@ -402,16 +407,16 @@ class InstanceService:
 
     def _reload_controller(self, agent_id: str) -> None:
         try:
-            self.agents.call(agent_id, rpc.method(rpc.KONTROLLER, "Reload"))
+            self.agents.call(agent_id, rpc.kontroller.Reload)
         except AgentError as exc:
             log.info("Kontroller %s not reloaded on connect: %s", agent_id, exc.reason)
 
-    def kaktus_of(self, instance: Document) -> Document:
+    def kaktus_of(self, instance: models.Instance) -> models.Kaktus:
         return self.db.kaktuses.get(instance["kaktus_id"])
 
     # -- operations ------------------------------------------------------------------------
 
-    def _ready(self, instance_id: str) -> Document:
+    def _ready(self, instance_id: str) -> models.Instance:
         instance = self.get(instance_id)
         state = instance.get("state")
         if state == CREATING:
@@ -424,31 +429,32 @@ class InstanceService:
 
     def power(self, instance_id: str, action: str) -> None:
         instance = self._ready(instance_id)
-        self._kaktus_call(self.kaktus_of(instance), "InstanceOperation",
+        self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.InstanceOperation,
                           {"Name": instance["name"], "Action": POWER_ACTIONS[action]})
 
     def state(self, instance_id: str) -> dict[str, str]:
         instance = self._ready(instance_id)
-        state = self._kaktus_call(self.kaktus_of(instance), "GetInstanceState", {"Name": instance["name"]})
+        state = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceState, {"Name": instance["name"]})
         return {"state": state["State"], "reason": state["Reason"]}
 
     def remote_connection(self, instance_id: str) -> dict[str, str]:
         instance = self._ready(instance_id)
-        url = self._kaktus_call(self.kaktus_of(instance), "GetInstanceRemoteConnectionUrl", {"Name": instance["name"]})
+        url = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceRemoteConnectionUrl,
+                                {"Name": instance["name"]})
         return {"url": url["URL"]}
 
-    def update(self, instance_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, instance_id: str, fields: dict[str, typing.Any]) -> models.Instance:
         instance = self._ready(instance_id)
         if fields["name"] != instance["name"]:
             raise Unprocessable("an instance cannot be renamed: its name is its domain's name on the Kaktus")
-        for key, label in (("adapter_ids", "adapters"), ("volume_ids", "volumes")):
-            given = fields.get(key)
-            if given is not None and sorted(given) != sorted(instance[key]):
+        for given, current, label in ((fields.get("adapter_ids"), instance["adapter_ids"], "adapters"),
+                                      (fields.get("volume_ids"), instance["volume_ids"], "volumes")):
+            if given is not None and sorted(given) != sorted(current):
                 raise Unprocessable(f"an instance's {label} cannot be changed after its creation")
         self.resize(instance, fields["vcpus"], fields["memory"])
         return self.db.instances.update(instance_id, {"description": fields.get("description", "")})
 
-    def resize(self, instance: Document, vcpus: int, memory: int) -> Document:
+    def resize(self, instance: models.Instance, vcpus: int, memory: int) -> models.Instance:
         """New vCPUs and memory: claim (quota and Kaktus room, in the owners of the project and the zone), then
         redefine and restart the domain with no owner held, then commit, or put the old size back."""
         if vcpus <= 0 or memory <= 0:
@@ -459,7 +465,7 @@ class InstanceService:
         kaktus = self.kaktus_of(instance)
         old = {"vcpus": instance["vcpus"], "memory": instance["memory"]}
 
-        def claim() -> Document:
+        def claim() -> models.Instance:
             current = self._ready(instance_id)
             node = next(n for n in self.nodes(kaktus["zone_id"]) if n.kaktus_id == str(kaktus["_id"]))
             node.vcpus -= current["vcpus"]
@@ -475,9 +481,10 @@ class InstanceService:
         self.projects.reserve(instance["project_id"], demand,
                               lambda: self.serializer.run(f"zone:{instance['zone_id']}", claim))
         try:
-            xml = self._kaktus_call(kaktus, "GetInstance", {"Name": instance["name"], "Migratable": True})["XML"]
-            self._kaktus_call(kaktus, "UpdateInstance", {"Name": instance["name"],
-                                                         "XML": libvirt_xml.set_resources(xml, vcpus, memory)})
+            xml = self._kaktus_call(kaktus, rpc.kaktus.GetInstance,
+                                    {"Name": instance["name"], "Migratable": True})["XML"]
+            self._kaktus_call(kaktus, rpc.kaktus.UpdateInstance, {"Name": instance["name"],
+                                                                  "XML": libvirt_xml.set_resources(xml, vcpus, memory)})
         except BaseException:
             self.db.instances.update(instance_id, {**old, "state": READY}, extra={"$unset": {"previous": ""}})
             raise
@@ -486,7 +493,7 @@ class InstanceService:
         # The new definition applies from the next boot.
         for action in (InstanceAction.SOFT_SHUTDOWN, InstanceAction.HARD_SHUTDOWN, InstanceAction.START):
             try:
-                self._kaktus_call(kaktus, "InstanceOperation", {"Name": instance["name"], "Action": action})
+                self._kaktus_call(kaktus, rpc.kaktus.InstanceOperation, {"Name": instance["name"], "Action": action})
             except AgentCallFailed as exc:
                 log.info("instance %s restart step %s: %s", instance["name"], action, exc.reason)
         return updated
@@ -497,7 +504,7 @@ class InstanceService:
             raise Conflict(f"instance {instance['name']} belongs to a Kompute: delete the Kompute")
         self.destroy(instance)
 
-    def destroy(self, instance: Document) -> None:
+    def destroy(self, instance: models.Instance) -> None:
         """Undefine the domain, remove its seed, agent and host name, then the document; in the instance's
         owner, so that a second deletion waits for this one (and finds nothing left).
 
@@ -531,10 +538,10 @@ class InstanceService:
             self.dns.remove_host(instance["dns_domain"], instance["region_id"], instance["name"])
         self.db.instances.delete(instance_id)
 
-    def destroy_leftover(self, instance: Document) -> None:
+    def destroy_leftover(self, instance: models.Instance) -> None:
         self.serializer.run(f"instance:{instance['_id']}", self._destroy_leftover, instance)
 
-    def _destroy_leftover(self, instance: Document) -> None:
+    def _destroy_leftover(self, instance: models.Instance) -> None:
         """Take back whatever a creation or deletion cut short by a crash left of *instance*, from what its
         documents say: the domain, the volumes and adapters made for it, its Kontroller agent, its host name.
         Every step tolerates what is already gone; AgentUnavailable leaves everything for a later try."""
@@ -550,9 +557,9 @@ class InstanceService:
             self.dns.remove_host(instance["dns_domain"], instance["region_id"], instance["name"])
         self.db.instances.delete_many({"_id": instance["_id"]})
 
-    def check_reachable(self, instance: Document) -> None:
+    def check_reachable(self, instance: models.Instance) -> None:
         """AgentUnavailable unless the agents that deleting *instance* needs are connected."""
-        holders = [("Kaktus", self.kaktus_of(instance))]
+        holders: list[tuple[str, models.Kaktus | models.StoragePool]] = [("Kaktus", self.kaktus_of(instance))]
         for volume in self.db.volumes.find({"instance_id": str(instance["_id"])}):
             holders.append(("storage pool", self.pools.get(volume["storage_pool_id"])))
         for kind, holder in holders:

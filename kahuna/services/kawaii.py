@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import typing
+from dataclasses import dataclass
 
 from bson import ObjectId
 
@@ -28,7 +29,7 @@ from kahuna.services._appliances import (
 from kahuna.services._common import CREATING, DELETING, READY, insert_owned, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.names import check_name
-from kahuna.storage import Document
+from kahuna.storage import models
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,15 @@ POLICIES = ("accept", "drop")
 IPSEC_DEFAULTS = {"dpd_timeout_action": "restart", "dpd_timeout": "240s", "start_action": "start",
                   "rekey_time": "2h", "phase1_lifetime": "1h", "phase2_lifetime": "1h"}
 
+
+
+@dataclass(frozen=True)
+class KawaiiDetails:
+    """A Kawaii with the address of each zone's VM in each VPC peering subnet: subnet id -> zone name ->
+    address."""
+
+    kawaii: models.Kawaii
+    peering_addresses: dict[str, dict[str, str]]
 
 class KawaiiService(ApplianceService):
     collection = "kawaii"
@@ -48,7 +58,7 @@ class KawaiiService(ApplianceService):
             return owned_ids(self.db.kawaiis, self.projects, project_id, region_id=region_id)
         return owned_ids(self.db.kawaiis, self.projects, project_id)
 
-    def get(self, kawaii_id: str) -> Document:
+    def get(self, kawaii_id: str) -> models.Kawaii:
         return self.db.kawaiis.get(kawaii_id)
 
     @staticmethod
@@ -63,7 +73,8 @@ class KawaiiService(ApplianceService):
                       "ports": port_lists.check_port_list(rule["ports"])} for rule in fields.get("dnat") or []],
         }
 
-    def _peerings(self, project: Document, peerings: list[dict] | None) -> list[dict[str, typing.Any]]:
+    def _peerings(self, project: models.Project, peerings: list[dict[str, typing.Any]] | None) -> list[dict[str,
+                  typing.Any]]:
         checked = []
         own = {entry["value"] for entry in project.get("private_subnets", [])}
         for peering in peerings or []:
@@ -80,7 +91,7 @@ class KawaiiService(ApplianceService):
                             "egress": forward_rules(peering.get("egress"), forced)})
         return checked
 
-    def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any]) -> models.Kawaii:
         project, region = self._project_region(project_id, region_id)
         rules = self._rules(fields)
         peerings = self._peerings(project, fields.get("vpc_peerings"))
@@ -124,19 +135,13 @@ class KawaiiService(ApplianceService):
             return self.db.kawaiis.update(kawaii["_id"], {"zones": zone_entries, "virtual_ips": virtual_ips,
                                                           "state": "ready"})
 
-    def view(self, kawaii: Document) -> dict[str, typing.Any]:
+    def details(self, kawaii: models.Kawaii) -> KawaiiDetails:
+        """The Kawaii with each zone VM's address in each VPC peering subnet ("" where it has none)."""
         zones = kawaii.get("zones", [])
-        peerings = []
-        for peering in kawaii.get("vpc_peerings", []):
-            netip = []
-            for zone in zones:
-                address = self._vm_address_in(zone["kompute_id"], peering["subnet"])
-                netip.append({"zone": zone["zone"], "private": address})
-            peerings.append({**peering, "netip": netip})
-        return {**kawaii, "vpc_peerings": peerings,
-                "netip": {"public": sorted(z["public"] for z in zones), "private": sorted(z["private"] for z in zones),
-                          "zones": [{"zone": z["zone"], "public": z["public"], "private": z["private"]}
-                                    for z in zones]}}
+        return KawaiiDetails(kawaii, {
+            peering["subnet"]: {zone["zone"]: self._vm_address_in(zone["kompute_id"], peering["subnet"])
+                                for zone in zones}
+            for peering in kawaii.get("vpc_peerings", [])})
 
     def _vm_address_in(self, kompute_id: str, subnet_id: str) -> str:
         instance = self.db.instances.get(self.db.komputes.get(kompute_id)["instance_id"])
@@ -146,7 +151,7 @@ class KawaiiService(ApplianceService):
                 return adapter["addresses"][0]
         return ""
 
-    def update(self, kawaii_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, kawaii_id: str, fields: dict[str, typing.Any]) -> models.Kawaii:
         kawaii = self.get(kawaii_id)
         changes = self._rules(fields)
         if fields.get("description"):
@@ -159,7 +164,7 @@ class KawaiiService(ApplianceService):
         self.projects.serializer.run(f"kawaii:{kawaii_id}", self._delete, kawaii_id)
 
     def _delete(self, kawaii_id: str) -> None:
-        def decide() -> Document:
+        def decide() -> models.Kawaii:
             kawaii = self.get(kawaii_id)
             if kawaii.get("state", READY) == CREATING:
                 raise Conflict("the Kawaii is still being created")
@@ -179,7 +184,7 @@ class KawaiiService(ApplianceService):
         self.get(kawaii_id)
         return self.db.ipsecs.ids({"kawaii_id": kawaii_id})
 
-    def ipsec(self, kawaii_id: str, ipsec_id: str) -> Document:
+    def ipsec(self, kawaii_id: str, ipsec_id: str) -> models.KawaiiIpsec:
         self.get(kawaii_id)
         ipsec = self.db.ipsecs.get(ipsec_id)
         if ipsec["kawaii_id"] != kawaii_id:
@@ -199,10 +204,10 @@ class KawaiiService(ApplianceService):
         checked["firewall"] = {"ingress": firewall_rules((fields.get("firewall") or {}).get("ingress"), "source")}
         return checked
 
-    def create_ipsec(self, kawaii_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create_ipsec(self, kawaii_id: str, fields: dict[str, typing.Any]) -> models.KawaiiIpsec:
         checked = self._ipsec_fields(fields)
 
-        def claim() -> tuple[Document, Document]:
+        def claim() -> tuple[models.Kawaii, models.KawaiiIpsec]:
             # In the project's owner, where the Kawaii is deleted: a connection never outlives its Kawaii,
             # and two connections never get one xfrm id.
             kawaii = self.get(kawaii_id)
@@ -222,7 +227,7 @@ class KawaiiService(ApplianceService):
         self._reload(z["kompute_id"] for z in kawaii["zones"])
         return ipsec
 
-    def update_ipsec(self, kawaii_id: str, ipsec_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update_ipsec(self, kawaii_id: str, ipsec_id: str, fields: dict[str, typing.Any]) -> models.KawaiiIpsec:
         self.ipsec(kawaii_id, ipsec_id)
         updated = self.db.ipsecs.update(ipsec_id, self._ipsec_fields(fields),
                                         conflict=f"the Kawaii already has an IPsec connection named {fields['name']} "

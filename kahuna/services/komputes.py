@@ -5,6 +5,7 @@ project's private subnet, all made and taken back together."""
 from __future__ import annotations
 
 import typing
+from dataclasses import dataclass
 
 from bson import ObjectId
 
@@ -15,7 +16,17 @@ from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Pl
 from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
 from kahuna.services.volumes import OS, RAW, VolumeService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
+
+
+@dataclass(frozen=True)
+class KomputeDetails:
+    """A Kompute with what its API model shows of its instance: disks (OS first) and private address."""
+
+    kompute: models.Kompute
+    instance: models.Instance
+    disk_sizes: list[int]
+    private_ip: str
 
 
 class KomputeService:
@@ -32,24 +43,22 @@ class KomputeService:
                              instance_id={"$in": instance_ids_in_zone(self.db, zone_id)})
         return owned_ids(self.db.komputes, self.projects, project_id)
 
-    def get(self, kompute_id: str) -> Document:
+    def get(self, kompute_id: str) -> models.Kompute:
         return self.db.komputes.get(kompute_id)
 
-    def view(self, kompute: Document) -> dict[str, typing.Any]:
-        """The API model, read from the instance and its disks."""
+    def details(self, kompute: models.Kompute) -> KomputeDetails:
+        """Read from the instance and its disks."""
         instance = self.db.instances.get(kompute["instance_id"])
-        disks = [self.db.volumes.get(v) for v in instance["volume_ids"]]
-        ip = ""
+        disk_sizes = [self.db.volumes.get(v)["size"] for v in instance["volume_ids"]]
+        private_ip = ""
         for adapter_id in instance["adapter_ids"]:
             adapter = self.db.adapters.get(adapter_id)
             if self.db.subnets.get(adapter["subnet_id"])["private"] and adapter.get("addresses"):
-                ip = adapter["addresses"][0]
+                private_ip = adapter["addresses"][0]
                 break
-        return {"_id": kompute["_id"], "name": instance["name"], "description": instance["description"],
-                "memory": instance["memory"], "vcpus": instance["vcpus"], "disk": disks[0]["size"] if disks else 0,
-                "data_disk": disks[1]["size"] if len(disks) > 1 else None, "ip": ip}
+        return KomputeDetails(kompute, instance, disk_sizes, private_ip)
 
-    def public_subnet(self, region_id: str) -> Document:
+    def public_subnet(self, region_id: str) -> models.Subnet:
         """The default subnet of the region's public virtual network."""
         for vnet in self.db.vnets.find({"region_id": region_id, "private": False}, sort=[("_id", 1)]):
             subnet_id = vnet.get("defaults", {}).get("subnet_id")
@@ -58,7 +67,8 @@ class KomputeService:
         region = self.db.regions.get(region_id)
         raise Unprocessable(f"region {region['name']} has no public subnet (a public virtual network with a subnet)")
 
-    def plan(self, project: Document, zone: Document, pool: Document, template: Document, name: str,
+    def plan(self, project: models.Project, zone: models.Zone, pool: models.StoragePool, template: models.Template,
+             name: str,
              description: str, vcpus: int, memory: int, disk: int, data_disk: int, public: bool,
              profile: str = "", profile_id: str = "", peering_subnet_ids: typing.Sequence[str] = (),
              avoid_kaktus_ids: frozenset[str] = frozenset()) -> Plan:
@@ -77,7 +87,7 @@ class KomputeService:
                     profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids, kompute=True)
 
     def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any], pool_id: str | None,
-               template_id: str | None, public: bool) -> Document:
+               template_id: str | None, public: bool) -> models.Kompute:
         check_name(fields["name"], "Kompute")  # its instance's, hence its domain's and host's name
         project = self.projects.get(project_id)
         zone = self.instances.zone_of_project(project, zone_id)
@@ -87,7 +97,7 @@ class KomputeService:
                          fields["vcpus"], fields["memory"], fields["disk"], fields.get("data_disk") or 0, public)
         return self.build(project, zone, plan)
 
-    def build(self, project: Document, zone: Document, plan: Plan, undo: Undo | None = None) -> Document:
+    def build(self, project: models.Project, zone: models.Zone, plan: Plan, undo: Undo | None = None) -> models.Kompute:
         """The Kompute of *plan*: its instance, then its record (taken back with the rest on failure)."""
         with Undo() as own:
             undo = undo or own
@@ -99,7 +109,7 @@ class KomputeService:
             undo.push(f"forget Kompute {plan.name}", lambda: self.db.komputes.delete_many({"_id": kompute["_id"]}))
             return kompute
 
-    def update(self, kompute_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, kompute_id: str, fields: dict[str, typing.Any]) -> models.Kompute:
         kompute = self.get(kompute_id)
         instance = self.db.instances.get(kompute["instance_id"])
         if fields["name"] != instance["name"]:
@@ -122,7 +132,7 @@ class KomputeService:
             raise Unprocessable(f"this Kompute is a VM of a {kompute['profile'].capitalize()}: delete that instead")
         self.destroy(kompute)
 
-    def destroy(self, kompute: Document) -> None:
+    def destroy(self, kompute: models.Kompute) -> None:
         """The instance (domain, seed, agent, host name), then its disks and adapters, then the record; in the
         Kompute's owner (a second deletion waits, then finds nothing).
 
@@ -143,7 +153,7 @@ class KomputeService:
         self.db.adapters.delete_many({"made_for": kompute["instance_id"]})
         self.db.komputes.delete_many({"_id": kompute["_id"]})
 
-    def destroy_leftover(self, kompute: Document) -> None:
+    def destroy_leftover(self, kompute: models.Kompute) -> None:
         """Crash recovery: what is left of a Kompute whose creation or deletion was cut short."""
         def destroy() -> None:
             instance = self.db.instances.find_one({"_id": ObjectId(kompute["instance_id"])}) \

@@ -23,7 +23,7 @@ from kahuna.services._appliances import (
 from kahuna.services._common import CREATING, DELETING, READY, insert_owned, instance_ids_in_zone, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.names import check_name
-from kahuna.storage import Document
+from kahuna.storage import models
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ class KonveyService(ApplianceService):
             return owned_ids(self.db.konveys, self.projects, project_id, kompute_ids={"$in": vms})
         return owned_ids(self.db.konveys, self.projects, project_id)
 
-    def get(self, konvey_id: str) -> Document:
+    def get(self, konvey_id: str) -> models.Konvey:
         return self.db.konveys.get(konvey_id)
 
     @staticmethod
-    def _endpoints(endpoints: list[dict]) -> list[dict[str, typing.Any]]:
+    def _endpoints(endpoints: list[dict[str, typing.Any]]) -> list[dict[str, typing.Any]]:
         checked = []
         for endpoint in endpoints:
             backends = endpoint["backends"]
@@ -60,7 +60,7 @@ class KonveyService(ApplianceService):
             raise Unprocessable("endpoint names must be unique")
         return checked
 
-    def _zone_scores(self, region_id: str) -> list[tuple[int, str, Document]]:
+    def _zone_scores(self, region_id: str) -> list[tuple[int, str, models.Zone]]:
         scored = []
         for zone in self.db.zones.find({"region_id": region_id}):
             load = sum(n.score("") for n in self.instances.nodes(str(zone["_id"])))
@@ -68,13 +68,15 @@ class KonveyService(ApplianceService):
         return sorted(scored, key=lambda item: (item[0], item[1]))
 
     def create(self, project_id: str, region_id: str | None, zone_id: str | None,
-               fields: dict[str, typing.Any]) -> Document:
+               fields: dict[str, typing.Any]) -> models.Konvey:
         """In a region (VMs spread over its least loaded zones), or in one zone (VMs on distinct Kaktus)."""
         if zone_id is not None:
             zone = self.db.zones.get(zone_id)
             region_id = zone["region_id"]
             project, region = self._project_region(project_id, region_id)
             zones = [zone]
+        elif region_id is None:
+            raise ValueError("a Konvey is made in a region or in a zone")
         else:
             project, region = self._project_region(project_id, region_id)
             zones = [z for _, _, z in self._zone_scores(region_id)]
@@ -99,7 +101,8 @@ class KonveyService(ApplianceService):
             undo.push("forget the Konvey", lambda: self.db.konveys.delete_many({"_id": konvey["_id"]}))
             vip = self._vip_adapter(str(private["_id"]), f"konvey-{name}-vip", konvey_id, undo)
             vrrp_id = self._vrrp_id(project_id, undo)
-            kompute_ids, used_kaktuses = [], set()
+            kompute_ids: list[str] = []
+            used_kaktuses: set[str] = set()
             for index, zone in enumerate(placements, 1):
                 vm = self._vm(project, zone, f"konvey-{name}-{zone['name']}-{index}", "konvey", konvey_id, undo,
                               avoid=frozenset(used_kaktuses))
@@ -109,7 +112,7 @@ class KonveyService(ApplianceService):
                 "kompute_ids": kompute_ids, "vip": vip["addresses"][0], "vip_adapter_id": str(vip["_id"]),
                 "vrrp_id": vrrp_id, "mask": ipaddress.ip_network(private["cidr"]).prefixlen, "state": "ready"})
 
-    def update(self, konvey_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, konvey_id: str, fields: dict[str, typing.Any]) -> models.Konvey:
         konvey = self.get(konvey_id)
         changes: dict[str, typing.Any] = {"endpoints": self._endpoints(fields["endpoints"])}
         if fields.get("description"):

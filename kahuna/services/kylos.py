@@ -6,19 +6,29 @@ from __future__ import annotations
 
 import random
 import typing
+from dataclasses import dataclass
 
 from kahuna.errors import AgentCallFailed, Conflict, Unprocessable
+from kahuna.rpc import kaktus
 from kahuna.services._common import CREATING, child_of, live_project, owned_ids
 from kahuna.services._undo import Undo
 from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
 from kahuna.services.storage_pools import PoolService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 ACCESS_TYPES = ("RO", "RW")
 NFS_VERSIONS = (3, 4)
 EXPORT_IDS = range(100, 65001)
 
+
+
+@dataclass(frozen=True)
+class KyloDetails:
+    """A Kylo share with the address its clients mount it from (its NFS storage's endpoint)."""
+
+    kylo: models.Kylo
+    endpoint: str
 
 class KyloService:
     def __init__(self, db: Database, projects: ProjectService, pools: PoolService):
@@ -33,11 +43,11 @@ class KyloService:
             return owned_ids(self.db.kylos, self.projects, project_id, region_id=region_id)
         return owned_ids(self.db.kylos, self.projects, project_id)
 
-    def get(self, kylo_id: str) -> Document:
+    def get(self, kylo_id: str) -> models.Kylo:
         return self.db.kylos.get(kylo_id)
 
-    def view(self, kylo: Document) -> dict[str, typing.Any]:
-        return {**kylo, "endpoint": self.db.nfs.get(kylo["nfs_id"])["endpoint"]}
+    def details(self, kylo: models.Kylo) -> KyloDetails:
+        return KyloDetails(kylo, self.db.nfs.get(kylo["nfs_id"])["endpoint"])
 
     @staticmethod
     def _sharing(fields: dict[str, typing.Any]) -> tuple[str, list[int]]:
@@ -49,12 +59,12 @@ class KyloService:
             raise Unprocessable("protocols are NFS versions: 3 and/or 4")
         return access, protocols
 
-    def _backends(self, kylo: Document, nfs: Document) -> dict[str, typing.Any]:
+    def _backends(self, kylo: models.Kylo, nfs: models.Nfs) -> kaktus.NfsBackends:
         return {"ID": str(kylo["export_id"]), "Name": kylo["name"], "FS": nfs["fs"], "Path": kylo["path"],
                 "Access": kylo["access"], "Protocols": kylo["protocols"], "Clients": kylo["clients"],
                 "Backends": nfs["backends"], "Port": nfs["port"]}
 
-    def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any], nfs_id: str | None) -> Document:
+    def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any], nfs_id: str | None) -> models.Kylo:
         name = check_name(fields["name"], "share")  # its subvolume's and export's name
         project = self.projects.get(project_id)
         region = self.db.regions.get(region_id)
@@ -65,7 +75,7 @@ class KyloService:
         access, protocols = self._sharing(fields)
         subnet = self.projects.private_subnet(project, region_id)
         pool = self.pools.get(nfs["storage_pool_id"])
-        def claim() -> Document:
+        def claim() -> models.Kylo:
             # In the owners of the project (not being deleted) and of the NFS storage (export ids are unique
             # in it). The record comes first: it holds the name, so two creations cannot both reach the agents.
             live_project(self.db, project_id)
@@ -80,26 +90,26 @@ class KyloService:
         kylo = self.projects.serializer.run_all((f"project:{project_id}", f"nfs:{nfs_id}"), claim)
         with Undo() as undo:
             undo.push(f"forget share {name}", lambda: self.db.kylos.delete_many({"_id": kylo["_id"]}))
-            filesystems = self.pools.call_cephfs(pool, "ListFileSystems", {})["FS"]
+            filesystems = self.pools.call_cephfs(pool, kaktus.ListFileSystems, {})["FS"]
             if nfs["fs"] not in filesystems:
                 raise Unprocessable(f"the Ceph file system {nfs['fs']} of NFS storage {nfs['name']} does not exist")
-            if name in self.pools.call_cephfs(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
+            if name in self.pools.call_cephfs(pool, kaktus.ListFsSubVolumes, {"FS": nfs["fs"]})["SubVolumes"]:
                 raise Conflict(f"the Ceph file system {nfs['fs']} already has a subvolume named {name}")
-            made = self.pools.call_cephfs(pool, "CreateFsSubVolume", {"FS": nfs["fs"], "SubVolume": name})
-            undo.push(f"delete subvolume {name}",
-                      lambda: self.pools.call_cephfs(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": name}))
+            made = self.pools.call_cephfs(pool, kaktus.CreateFsSubVolume, {"FS": nfs["fs"], "SubVolume": name})
+            undo.push(f"delete subvolume {name}", lambda: self.pools.call_cephfs(
+                pool, kaktus.DeleteFsSubVolume, {"FS": nfs["fs"], "SubVolume": name}))
             kylo = self.db.kylos.update(kylo["_id"], {"path": made["Path"], "size": made["BytesUsed"]})
-            self.pools.call_cephfs(pool, "CreateNfsBackends", self._backends(kylo, nfs))
+            self.pools.call_cephfs(pool, kaktus.CreateNfsBackends, self._backends(kylo, nfs))
             return self.db.kylos.update(kylo["_id"], {"state": "ready"})
 
-    def update(self, kylo_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, kylo_id: str, fields: dict[str, typing.Any]) -> models.Kylo:
         kylo = self.get(kylo_id)
         if fields["name"] != kylo["name"]:
             raise Unprocessable("a share cannot be renamed: its name is its subvolume's name")
         access, protocols = self._sharing(fields)
         nfs = self.db.nfs.get(kylo["nfs_id"])
-        changed = {**kylo, "access": access, "protocols": protocols}
-        self.pools.call_cephfs(self.pools.get(nfs["storage_pool_id"]), "UpdateNfsBackends",
+        changed: models.Kylo = {**kylo, "access": access, "protocols": protocols}
+        self.pools.call_cephfs(self.pools.get(nfs["storage_pool_id"]), kaktus.UpdateNfsBackends,
                                self._backends(changed, nfs))
         return self.db.kylos.update(kylo_id, {"description": fields.get("description", ""), "access": access,
                                               "protocols": protocols})
@@ -113,12 +123,12 @@ class KyloService:
         nfs = self.db.nfs.get(kylo["nfs_id"])
         pool = self.pools.get(nfs["storage_pool_id"])
         try:
-            self.pools.call_cephfs(pool, "DeleteNfsBackends", self._backends(kylo, nfs))
+            self.pools.call_cephfs(pool, kaktus.DeleteNfsBackends, self._backends(kylo, nfs))
         except AgentCallFailed:
             pass  # no export left to remove; the subvolume is what matters
         try:
-            self.pools.call_cephfs(pool, "DeleteFsSubVolume", {"FS": nfs["fs"], "SubVolume": kylo["name"]})
+            self.pools.call_cephfs(pool, kaktus.DeleteFsSubVolume, {"FS": nfs["fs"], "SubVolume": kylo["name"]})
         except AgentCallFailed as exc:
-            if kylo["name"] in self.pools.call_cephfs(pool, "ListFsSubVolumes", {"FS": nfs["fs"]})["SubVolumes"]:
+            if kylo["name"] in self.pools.call_cephfs(pool, kaktus.ListFsSubVolumes, {"FS": nfs["fs"]})["SubVolumes"]:
                 raise Unprocessable(f"share {kylo['name']} could not be deleted: {exc.reason}") from None
         self.db.kylos.delete(kylo_id)

@@ -23,7 +23,7 @@ from bson import ObjectId
 from kahuna.costs import Pricing
 from kahuna.errors import BadRequest, NotFound, TooManyRequests
 from kahuna.services.throttling import AttemptLimiter, LogBudget, SourceGuard
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MetadataService:
         if self.log_budget is None or self.log_budget.allow():
             log.warning(message + " (at most %d such lines a minute)", *args, LOG_LINES_PER_MINUTE)
 
-    def _instance(self, instance_id: str, source_ip: str, client: str) -> Document:
+    def _instance(self, instance_id: str, source_ip: str, client: str) -> models.Instance:
         if not instance_id or not source_ip:
             raise BadRequest("send X-Kowabunga-Instance-Id and X-Kowabunga-Source-Ip")
         if self.guard is not None:
@@ -106,14 +106,15 @@ class MetadataService:
             meta["konvey"] = self._konvey(instance, konvey)
         return meta
 
-    def _vm_instances(self, kompute_ids: list[str]) -> list[Document]:
+    def _vm_instances(self, kompute_ids: list[str]) -> list[models.Instance]:
         komputes = [self.db.komputes.get(k) for k in kompute_ids]
         return [self.db.instances.get(k["instance_id"]) for k in komputes]
 
-    def _peers(self, instance: Document, kompute_ids: list[str]) -> list[str]:
+    def _peers(self, instance: models.Instance, kompute_ids: list[str]) -> list[str]:
         return [vm["local_ip"] for vm in self._vm_instances(kompute_ids) if vm["_id"] != instance["_id"]]
 
-    def _kawaii(self, instance: Document, kawaii: Document, project: Document) -> dict[str, typing.Any]:
+    def _kawaii(self, instance: models.Instance, kawaii: models.Kawaii, project: models.Project) -> dict[str,
+                typing.Any]:
         zone_id = instance["zone_id"]
         public_vips = sorted(z["public"] for z in kawaii["zones"])
         public_subnet = self.db.subnets.get(self.db.adapters.get(kawaii["zones"][0]["vip_adapter_id"])["subnet_id"])
@@ -155,7 +156,7 @@ class MetadataService:
         }
 
     @staticmethod
-    def _ipsec(ipsec: Document) -> dict[str, typing.Any]:
+    def _ipsec(ipsec: models.KawaiiIpsec) -> dict[str, typing.Any]:
         return {"name": ipsec["name"], "ip": ipsec["ip"], "xfrm_id": ipsec["xfrm_id"],
                 "remote_peer": ipsec["remote_ip"], "remote_subnet": ipsec["remote_subnet"],
                 "pre_shared_key": ipsec["pre_shared_key"], "dpd_timeout": ipsec["dpd_timeout"],
@@ -170,7 +171,7 @@ class MetadataService:
                 "ingress_rules": [{"source_ip": r["source"], "protocol": r["protocol"], "ports": r["ports"],
                                    "action": "accept"} for r in ipsec["firewall"]["ingress"]]}
 
-    def _konvey(self, instance: Document, konvey: Document) -> dict[str, typing.Any]:
+    def _konvey(self, instance: models.Instance, konvey: models.Konvey) -> dict[str, typing.Any]:
         first = self._vm_instances(konvey["kompute_ids"][:1])
         master = bool(first) and first[0]["_id"] == instance["_id"]
         return {

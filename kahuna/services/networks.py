@@ -13,6 +13,7 @@ from kahuna import network
 from kahuna.errors import Conflict, Unprocessable
 from kahuna.services._common import (
     Owners,
+    child_ids,
     child_of,
     clear_default,
     delete_if_childless,
@@ -20,7 +21,7 @@ from kahuna.services._common import (
     refuse_if_children,
     set_default_if_none,
 )
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 MAX_VLAN = 4094
 APPLICATIONS = ("user", "ceph")
@@ -33,12 +34,9 @@ class VNetService:
         self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
-        if region_id is not None:
-            self.db.regions.get(region_id)
-            return self.db.vnets.ids({"region_id": region_id})
-        return self.db.vnets.ids()
+        return child_ids(self.db.regions, self.db.vnets, "region_id", region_id)
 
-    def get(self, vnet_id: str) -> Document:
+    def get(self, vnet_id: str) -> models.VNet:
         return self.db.vnets.get(vnet_id)
 
     @staticmethod
@@ -51,13 +49,13 @@ class VNetService:
         return {"name": fields["name"], "description": fields.get("description", ""), "vlan": vlan,
                 "interface": fields["interface"]}
 
-    def create(self, region_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, region_id: str, fields: dict[str, typing.Any]) -> models.VNet:
         return insert_child(self.owners, "region", self.db.regions, region_id, self.db.vnets,
                             {"region_id": region_id, **self._fields(fields), "private": fields.get("private", True),
                              "defaults": {"subnet_id": ""}},
                             conflict=f"region already has a virtual network named {fields['name']}")
 
-    def update(self, vnet_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, vnet_id: str, fields: dict[str, typing.Any]) -> models.VNet:
         vnet = self.get(vnet_id)
         if fields.get("private", True) != vnet["private"]:
             raise Unprocessable("a virtual network cannot change between private and public")
@@ -88,10 +86,10 @@ class SubnetService:
     def list_ids(self) -> list[str]:
         return self.db.subnets.ids()
 
-    def get(self, subnet_id: str) -> Document:
+    def get(self, subnet_id: str) -> models.Subnet:
         return self.db.subnets.get(subnet_id)
 
-    def _validated(self, vnet: Document, fields: dict[str, typing.Any], cidr: str) -> dict[str, typing.Any]:
+    def _validated(self, vnet: models.VNet, fields: dict[str, typing.Any], cidr: str) -> dict[str, typing.Any]:
         net = network.parse_network(cidr)
         if net.is_private != vnet["private"]:
             kind = "private" if vnet["private"] else "public"
@@ -102,7 +100,7 @@ class SubnetService:
             raise Unprocessable(f"gateway {gateway} is the network or broadcast address of {net}")
         dns = str(network.parse_address(fields["dns"], "DNS server")) if fields.get("dns") else str(gateway)
         routes = [str(network.parse_network(route, "extra route")) for route in fields.get("extra_routes") or []]
-        ranges = {}
+        ranges: dict[str, list[models.AddressRange]] = {}
         for key, what in (("reserved", "reserved range"), ("gw_pool", "gateway pool range")):
             ranges[key] = []
             for item in fields.get(key) or []:
@@ -118,7 +116,7 @@ class SubnetService:
                 "dns": dns, "extra_routes": routes, "reserved": ranges["reserved"], "gw_pool": ranges["gw_pool"],
                 "application": application}
 
-    def create(self, vnet_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, vnet_id: str, fields: dict[str, typing.Any]) -> models.Subnet:
         vnet = self.db.vnets.get(vnet_id)
         net = network.parse_network(fields["cidr"])
         subnet = insert_child(
@@ -129,7 +127,7 @@ class SubnetService:
         set_default_if_none(self.db.vnets, vnet_id, "defaults.subnet_id", str(subnet["_id"]))
         return subnet
 
-    def update(self, subnet_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, subnet_id: str, fields: dict[str, typing.Any]) -> models.Subnet:
         subnet = self.get(subnet_id)
         if str(network.parse_network(fields["cidr"])) != subnet["cidr"]:
             raise Unprocessable("a subnet's CIDR cannot be changed")
@@ -138,7 +136,7 @@ class SubnetService:
                                       conflict=f"virtual network already has a subnet named {fields['name']}")
 
     def delete(self, subnet_id: str) -> None:
-        def remove() -> Document:
+        def remove() -> models.Subnet:
             subnet = self.get(subnet_id)
             refuse_if_children(self.db, subnet, "subnet", (("adapter", "subnet_id", "adapters"),))
             if subnet.get("project_id"):
@@ -156,9 +154,9 @@ class SubnetService:
 
     # -- project networks ------------------------------------------------------------
 
-    def reserve_private(self, region_id: str, prefix_length: int, project_id: str) -> Document:
+    def reserve_private(self, region_id: str, prefix_length: int, project_id: str) -> models.Subnet:
         """Give *project_id* a free private subnet of the region: a /prefix_length, or the next larger."""
-        def claim() -> Document:
+        def claim() -> models.Subnet:
             private_vnets = self.db.vnets.ids({"region_id": region_id, "private": True})
             for length in range(prefix_length, SMALLEST_PROJECT_PREFIX, -1):
                 free = self.db.subnets.find({"vnet_id": {"$in": private_vnets}, "project_id": "",
@@ -193,16 +191,16 @@ class AdapterService:
     def list_ids(self) -> list[str]:
         return self.db.adapters.ids()
 
-    def get(self, adapter_id: str) -> Document:
+    def get(self, adapter_id: str) -> models.Adapter:
         return self.db.adapters.get(adapter_id)
 
     def create(self, subnet_id: str, fields: dict[str, typing.Any], assign_ip: bool = False,
-               made_for: str = "") -> Document:
+               made_for: str = "") -> models.Adapter:
         """A new adapter; *made_for* names the instance (or Kawaii/Konvey) whose creation makes it, so that
         crash recovery can take it back with that creation."""
         subnet = self.db.subnets.get(subnet_id)
 
-        def allocate() -> Document:
+        def allocate() -> models.Adapter:
             mac, addresses = self._checked(subnet, fields, None, assign_ip)
             return self.db.adapters.insert(
                 {"subnet_id": subnet_id, "name": fields["name"], "description": fields.get("description", ""),
@@ -212,11 +210,11 @@ class AdapterService:
 
         return self.serializer.run(f"subnet:{subnet_id}", allocate)
 
-    def update(self, adapter_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, adapter_id: str, fields: dict[str, typing.Any]) -> models.Adapter:
         adapter = self.get(adapter_id)
         subnet = self.db.subnets.get(adapter["subnet_id"])
 
-        def change() -> Document:
+        def change() -> models.Adapter:
             mac, addresses = self._checked(subnet, {**fields, "mac": fields.get("mac") or adapter["mac"]}, adapter,
                                            False)
             return self.db.adapters.update(adapter_id, {
@@ -236,7 +234,7 @@ class AdapterService:
 
         self.serializer.run(f"adapter:{adapter_id}", remove)
 
-    def _checked(self, subnet: Document, fields: dict[str, typing.Any], current: Document | None,
+    def _checked(self, subnet: models.Subnet, fields: dict[str, typing.Any], current: models.Adapter | None,
                  assign_ip: bool) -> tuple[str, list[str]]:
         """The adapter's MAC and addresses, checked against the subnet and every other adapter."""
         others = {"_id": {"$ne": current["_id"]}} if current else {}

@@ -8,16 +8,17 @@ import typing
 from kahuna import rpc
 from kahuna.errors import AgentError
 from kahuna.rpc import AgentPlane
-from kahuna.services._common import Owners, agents_of_type, delete_if_childless, insert_child
+from kahuna.services._common import Owners, agents_of_type, child_ids, delete_if_childless, insert_child
 from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CPU_OVERCOMMIT = 3
 DEFAULT_MEMORY_OVERCOMMIT = 2
-NO_CAPABILITIES = {"cpu": {"arch": "", "model": "", "vendor": "", "sockets": 0, "cores": 0, "threads": 0},
+NO_CAPABILITIES: models.NodeCapabilities = {"cpu": {"arch": "", "model": "", "vendor": "", "sockets": 0, "cores": 0,
+                                            "threads": 0},
                    "memory": 0}
 
 
@@ -34,12 +35,9 @@ class KaktusService:
         self.owners = owners
 
     def list_ids(self, zone_id: str | None = None) -> list[str]:
-        if zone_id is not None:
-            self.db.zones.get(zone_id)
-            return self.db.kaktuses.ids({"zone_id": zone_id})
-        return self.db.kaktuses.ids()
+        return child_ids(self.db.zones, self.db.kaktuses, "zone_id", zone_id)
 
-    def get(self, kaktus_id: str) -> Document:
+    def get(self, kaktus_id: str) -> models.Kaktus:
         return self.db.kaktuses.get(kaktus_id)
 
     def _fields(self, fields: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -53,7 +51,7 @@ class KaktusService:
             "agent_ids": agents_of_type(self.db, fields["agent_ids"], rpc.KAKTUS),
         }
 
-    def create(self, zone_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, zone_id: str, fields: dict[str, typing.Any]) -> models.Kaktus:
         zone = self.db.zones.get(zone_id)
         kaktus = insert_child(self.owners, "zone", self.db.zones, zone_id, self.db.kaktuses,
                               {"zone_id": zone_id, "region_id": zone["region_id"], **self._fields(fields),
@@ -61,7 +59,7 @@ class KaktusService:
                               conflict=f"zone already has a Kaktus named {fields['name']}")
         return self._scan_kaktus(kaktus)
 
-    def update(self, kaktus_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, kaktus_id: str, fields: dict[str, typing.Any]) -> models.Kaktus:
         updated = self.db.kaktuses.update(kaktus_id, self._fields(fields),
                                           conflict=f"zone already has a Kaktus named {fields['name']}")
         return self._scan_kaktus(updated)
@@ -71,7 +69,7 @@ class KaktusService:
         self.owners.run(f"zone:{zone_id}", delete_if_childless, self.owners, self.db, "kaktus", self.db.kaktuses,
                         kaktus_id, "Kaktus", (("instance", "kaktus_id", "instances"),))
 
-    def capabilities(self, kaktus_id: str) -> dict[str, typing.Any]:
+    def capabilities(self, kaktus_id: str) -> models.NodeCapabilities:
         return self.get(kaktus_id).get("capabilities") or NO_CAPABILITIES
 
     def instance_ids(self, kaktus_id: str) -> list[str]:
@@ -85,15 +83,15 @@ class KaktusService:
         The Kaktuses are found in one query, then scanned a few at a time (one failure stops no other)."""
         connected = set(agent_ids)
 
-        def scan(kaktus: Document) -> None:
+        def scan(kaktus: models.Kaktus) -> None:
             self._scan_kaktus(kaktus, next(agent_id for agent_id in kaktus["agent_ids"] if agent_id in connected))
 
         run_each_concurrently(self.db.kaktuses.find({"agent_ids": {"$in": agent_ids}}), scan,
                               lambda kaktus: f"Kaktus {kaktus['name']}")
 
-    def _scan_kaktus(self, kaktus: Document, agent_id: str | None = None) -> Document:
+    def _scan_kaktus(self, kaktus: models.Kaktus, agent_id: str | None = None) -> models.Kaktus:
         """Store what the node's agent reports; the Kaktus as stored afterwards (unchanged if no agent answers)."""
-        method = rpc.method(rpc.KAKTUS, "NodeCapabilities")
+        method = rpc.kaktus.NodeCapabilities
         try:
             node = self.agents.call(agent_id, method) if agent_id else \
                 self.agents.call_any(kaktus["agent_ids"], method)
@@ -116,15 +114,12 @@ class KiwiService:
         self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
-        if region_id is not None:
-            self.db.regions.get(region_id)
-            return self.db.kiwis.ids({"region_id": region_id})
-        return self.db.kiwis.ids()
+        return child_ids(self.db.regions, self.db.kiwis, "region_id", region_id)
 
-    def get(self, kiwi_id: str) -> Document:
+    def get(self, kiwi_id: str) -> models.Kiwi:
         return self.db.kiwis.get(kiwi_id)
 
-    def create(self, region_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
+    def create(self, region_id: str, name: str, description: str, agent_ids: list[str]) -> models.Kiwi:
         kiwi = insert_child(self.owners, "region", self.db.regions, region_id, self.db.kiwis,
                             {"region_id": region_id, "name": name, "description": description,
                              "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
@@ -132,14 +127,14 @@ class KiwiService:
         self._synchronize(kiwi)
         return kiwi
 
-    def update(self, kiwi_id: str, name: str, description: str, agent_ids: list[str]) -> Document:
+    def update(self, kiwi_id: str, name: str, description: str, agent_ids: list[str]) -> models.Kiwi:
         kiwi = self.db.kiwis.update(kiwi_id, {"name": name, "description": description,
                                               "agent_ids": agents_of_type(self.db, agent_ids, rpc.KIWI)},
                                     conflict=f"region already has a Kiwi named {name}")
         self._synchronize(kiwi)
         return kiwi
 
-    def _synchronize(self, kiwi: Document) -> None:
+    def _synchronize(self, kiwi: models.Kiwi) -> None:
         """Agents already connected get the DNS data of the Kiwi they now serve."""
         connected = self.agents.connected_ids(kiwi["agent_ids"])
         if connected:

@@ -8,15 +8,18 @@ from kahuna.access import Identity
 from kahuna.costs import Pricing
 from kahuna.errors import Conflict, Forbidden, NotFound, QuotaExceeded, Unprocessable
 from kahuna.network import DOMAIN, expand_ranges
-from kahuna.services._common import CREATING, DELETING, FAILED, READY, live_project
+from kahuna.services._common import CREATING, DELETING, FAILED, READY, Owners, live_project
 from kahuna.services.dns import DnsService
 from kahuna.services.names import check_name
 from kahuna.services.networks import SubnetService
 from kahuna.services.teams import TeamService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
-QUOTA_FIELDS = ("vcpus", "memory", "storage", "instances")
-NO_QUOTAS = dict.fromkeys(QUOTA_FIELDS, 0)
+T = typing.TypeVar("T")
+
+QuotaName = typing.Literal["vcpus", "memory", "storage", "instances"]
+QUOTA_FIELDS: tuple[QuotaName, ...] = typing.get_args(QuotaName)
+NO_QUOTAS: models.Quotas = {"vcpus": 0, "memory": 0, "storage": 0, "instances": 0}  # 0: unlimited
 
 #: Collections of the objects a project owns (their documents carry ``project_id``).
 OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record")
@@ -30,7 +33,7 @@ DEFAULT_SUBNET_SIZE = 26
 
 class ProjectService:
     def __init__(self, db: Database, teams: TeamService, subnets: SubnetService, dns: DnsService,
-                 default_bootstrap_user: str, default_bootstrap_pubkey: str, serializer: typing.Any,
+                 default_bootstrap_user: str, default_bootstrap_pubkey: str, serializer: Owners,
                  pricing: Pricing):
         self.db = db
         self.serializer = serializer
@@ -49,10 +52,10 @@ class ProjectService:
             return self.db.projects.ids()
         return self.db.projects.ids({"team_ids": {"$in": self.teams.team_ids_of(identity.user_id or "")}})
 
-    def get(self, project_id: str) -> Document:
+    def get(self, project_id: str) -> models.Project:
         return self.db.projects.get(project_id)
 
-    def is_member(self, identity: Identity, project: Document) -> bool:
+    def is_member(self, identity: Identity, project: models.Project) -> bool:
         if identity.user_id is None:
             return False
         return bool(set(project.get("team_ids", [])) & set(self.teams.team_ids_of(identity.user_id)))
@@ -60,7 +63,7 @@ class ProjectService:
     def usage(self, project_id: str) -> dict[str, int]:
         """What the project's instances and volumes hold, those being created included."""
         self.db.projects.get(project_id)
-        usage = dict(NO_QUOTAS)
+        usage: dict[str, int] = dict.fromkeys(QUOTA_FIELDS, 0)
         for instance in self.db.instances.find({"project_id": project_id}, projection={"vcpus": 1, "memory": 1}):
             usage["instances"] += 1
             usage["vcpus"] += int(instance.get("vcpus", 0))
@@ -78,15 +81,15 @@ class ProjectService:
             self.db.volumes.find({"project_id": project_id, "type": {"$in": list(BILLED_VOLUME_TYPES)}}))
         return {"price": total.amount, "currency": total.currency}
 
-    def reserve(self, project_id: str, demand: dict[str, int], claim: typing.Callable[[], typing.Any]) -> typing.Any:
+    def reserve(self, project_id: str, demand: dict[str, int], claim: typing.Callable[[], T]) -> T:
         """Run *claim* (which inserts the documents that hold *demand*) if the project's quotas allow it.
 
         Check and claim run in the project's serializer: two creations in one project never
         both pass the check on the same room. 507 when a quota would be exceeded.
         """
-        def check_then_claim() -> typing.Any:
+        def check_then_claim() -> T:
             project = live_project(self.db, project_id)
-            quotas = {**NO_QUOTAS, **project.get("quotas", {})}
+            quotas: models.Quotas = {**NO_QUOTAS, **project.get("quotas", {})}
             usage = self.usage(project_id)
             exceeded = [f"{name} ({usage[name]} used + {demand[name]} asked > {quotas[name]})"
                         for name in QUOTA_FIELDS
@@ -97,7 +100,7 @@ class ProjectService:
 
         return self.serializer.run(f"project:{project_id}", check_then_claim)
 
-    def private_subnet(self, project: Document, region_id: str) -> Document:
+    def private_subnet(self, project: models.Project, region_id: str) -> models.Subnet:
         """The project's private subnet in the region (422 when the project is not in the region)."""
         for entry in project.get("private_subnets", []):
             if entry["key"] == region_id:
@@ -140,7 +143,7 @@ class ProjectService:
 
     # -- writes --------------------------------------------------------------------
 
-    def create(self, identity: Identity, fields: dict[str, typing.Any], subnet_size: int | None) -> Document:
+    def create(self, identity: Identity, fields: dict[str, typing.Any], subnet_size: int | None) -> models.Project:
         check_name(fields["name"], "project")  # part of its Kawaii VMs' names
         domain = fields.get("domain") or ""
         if domain and (not DOMAIN.match(domain) or len(domain) > 253):
@@ -178,12 +181,12 @@ class ProjectService:
             raise
         return self.db.projects.update(project["_id"], {"state": READY})
 
-    def undo_creation(self, project: Document) -> None:
+    def undo_creation(self, project: models.Project) -> None:
         """Take back a project whose creation failed or was cut short: its networks, then the document."""
         self.subnets.release_all(str(project["_id"]))
         self.db.projects.delete_many({"_id": project["_id"]})
 
-    def _reserve_networks(self, project: Document, region_ids: list[str], size: int) -> dict[str, typing.Any]:
+    def _reserve_networks(self, project: models.Project, region_ids: list[str], size: int) -> dict[str, typing.Any]:
         """A private subnet per region, and a gateway address per zone taken from its gateway pool."""
         project_id = str(project["_id"])
         private_subnets = list(project.get("private_subnets", []))
@@ -201,10 +204,10 @@ class ProjectService:
             gateways.update({str(zone["_id"]): address for zone, address in zip(zones, pool, strict=False)})
         return {"private_subnets": private_subnets, "zone_gateways": gateways}
 
-    def update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> models.Project:
         return self.serializer.run(f"project:{project_id}", self._update, identity, project_id, fields)
 
-    def _update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> Document:
+    def _update(self, identity: Identity, project_id: str, fields: dict[str, typing.Any]) -> models.Project:
         project = live_project(self.db, project_id)
         if fields["name"] != project["name"]:
             check_name(fields["name"], "project")
@@ -240,7 +243,7 @@ class ProjectService:
     def delete(self, project_id: str) -> None:
         """Decided in the project's owner, where every object of the project is inserted: once the
         project is ``deleting`` nothing new can be made in it, and nothing was there when it was checked."""
-        def decide() -> Document:
+        def decide() -> models.Project:
             project = self.db.projects.get(project_id)
             if project.get("state", READY) not in (READY, FAILED):
                 raise NotFound(f"project {project_id} does not exist")
@@ -258,7 +261,7 @@ class ProjectService:
             self.db.projects.update(project_id, {"state": FAILED})
             raise
 
-    def finish_deletion(self, project: Document) -> None:
+    def finish_deletion(self, project: models.Project) -> None:
         """The DNS zone off the Kiwis, the networks back to their regions, then the document (also run by
         crash recovery for a project left ``deleting``)."""
         self.dns.delete_zone(project)

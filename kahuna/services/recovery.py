@@ -27,7 +27,7 @@ from bson import ObjectId
 
 from kahuna.errors import AgentError, KahunaError
 from kahuna.services._common import CREATING, DELETING, FAILED, UPDATING
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class Recovery:
         """Destroy the ``failed`` objects whose agents are reachable; the others wait for the next call."""
         report = Report()
         s = self.services
-        destroyers: dict[str, typing.Callable[[Document], None]] = {
+        # Each takes a document of its own collection (read below by collection name, hence Any).
+        destroyers: dict[str, typing.Callable[[typing.Any], None]] = {
             "kawaii": s.kawaiis.destroy_leftover,
             "konvey": s.konveys.destroy_leftover,
             "kylo": lambda kylo: s.kylos.delete(str(kylo["_id"])),
@@ -130,7 +131,7 @@ class Recovery:
                         report.waiting)
         return report
 
-    def _destroy_instance(self, instance: Document) -> None:
+    def _destroy_instance(self, instance: models.Instance) -> None:
         kompute = self.db.komputes.find_one({"instance_id": str(instance["_id"])})
         if kompute is not None:
             self.services.komputes.destroy_leftover(kompute)

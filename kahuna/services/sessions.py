@@ -19,7 +19,7 @@ from kahuna.access import AuthMethod, Identity, Role
 from kahuna.credentials import PasswordHasher
 from kahuna.errors import NotFound, Unauthorized
 from kahuna.services.throttling import Guard
-from kahuna.storage import Database, Document, utcnow
+from kahuna.storage import Database, models, utcnow
 
 ISSUER = "Kowabunga"
 ALGORITHM = "HS256"
@@ -55,7 +55,7 @@ class SessionService:
                                            "expires_at": now + self.lifetime})
         return self._sign(user, session["_id"], now)
 
-    def _sign(self, user: Document, session_id: str, now: datetime.datetime) -> str:
+    def _sign(self, user: models.User, session_id: str, now: datetime.datetime) -> str:
         claims = {
             "iss": ISSUER,
             "sub": str(user["_id"]),
@@ -97,7 +97,7 @@ class SessionService:
             raise jwt.ExpiredSignatureError("Signature has expired")
         return claims
 
-    def _user(self, user_id: str) -> Document:
+    def _user(self, user_id: str) -> models.User:
         try:
             user = self.db.users.get(user_id)
         except NotFound:

@@ -14,6 +14,7 @@ from kahuna.services._common import (
     READY,
     Owners,
     agents_of_type,
+    child_ids,
     child_of,
     clear_default,
     delete_if_childless,
@@ -21,7 +22,7 @@ from kahuna.services._common import (
     set_default_if_none,
 )
 from kahuna.services.agents import run_each_concurrently
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,9 @@ class PoolService:
         self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
-        if region_id is not None:
-            self.db.regions.get(region_id)
-            return self.db.pools.ids({"region_id": region_id})
-        return self.db.pools.ids()
+        return child_ids(self.db.regions, self.db.pools, "region_id", region_id)
 
-    def get(self, pool_id: str) -> Document:
+    def get(self, pool_id: str) -> models.StoragePool:
         return self.db.pools.get(pool_id)
 
     def _fields(self, fields: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -61,7 +59,7 @@ class PoolService:
             "agent_ids": agents_of_type(self.db, fields["agent_ids"], rpc.KAKTUS),
         }
 
-    def create(self, region_id: str, fields: dict[str, typing.Any]) -> Document:
+    def create(self, region_id: str, fields: dict[str, typing.Any]) -> models.StoragePool:
         pool = insert_child(self.owners, "region", self.db.regions, region_id, self.db.pools,
                             {"region_id": region_id, **self._fields(fields), "stats": NO_STATS,
                              "defaults": {"template_id": ""}},
@@ -70,7 +68,7 @@ class PoolService:
         self._scan(pool)
         return pool
 
-    def update(self, pool_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, pool_id: str, fields: dict[str, typing.Any]) -> models.StoragePool:
         return self.db.pools.update(pool_id, self._fields(fields),
                                     conflict=f"region already has a storage pool named {fields['name']}")
 
@@ -94,13 +92,15 @@ class PoolService:
         child_of(self.db.templates, template_id, "storage_pool_id", pool_id)
         self.db.pools.update(pool_id, {"defaults.template_id": template_id})
 
-    def call(self, pool: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    def call(self, pool: models.StoragePool, method: rpc.Method[rpc.P, rpc.R], params: dict[str, typing.Any]) -> rpc.R:
         """A volume RPC, sent to one connected agent of the pool."""
-        return self.agents.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), {"Pool": pool["pool"], **params})
+        # *params* lack the Pool added here: their type cannot say so; they are checked when sent.
+        return self.agents.call_any(pool["agent_ids"], method, typing.cast(rpc.P, {"Pool": pool["pool"], **params}))
 
-    def call_cephfs(self, pool: Document, name: str, params: dict[str, typing.Any]) -> dict[str, typing.Any]:
+    def call_cephfs(self, pool: models.StoragePool, method: rpc.Method[rpc.P, rpc.R],
+                    params: rpc.Params[rpc.P]) -> rpc.R:
         """A CephFS/NFS RPC (they name a file system, not a pool), sent to one connected agent of the pool."""
-        return self.agents.call_any(pool["agent_ids"], rpc.method(rpc.KAKTUS, name), params)
+        return self.agents.call_any(pool["agent_ids"], method, params)
 
     def on_agents_connected(self, agent_ids: list[str]) -> None:
         """Kaktus agents connected: refresh the stats of every pool they serve (found in one query), a few
@@ -108,9 +108,9 @@ class PoolService:
         run_each_concurrently(self.db.pools.find({"agent_ids": {"$in": agent_ids}}), self._scan,
                               lambda pool: f"storage pool {pool['name']}")
 
-    def _scan(self, pool: Document) -> None:
+    def _scan(self, pool: models.StoragePool) -> None:
         try:
-            stats = self.call(pool, "GetStoragePoolStats", {})
+            stats = self.call(pool, rpc.kaktus.GetStoragePoolStats, {})
         except AgentError as exc:
             log.info("storage pool %s not scanned: %s", pool["name"], exc.reason)
             return
@@ -124,12 +124,9 @@ class NfsService:
         self.owners = owners
 
     def list_ids(self, region_id: str | None = None) -> list[str]:
-        if region_id is not None:
-            self.db.regions.get(region_id)
-            return self.db.nfs.ids({"region_id": region_id})
-        return self.db.nfs.ids()
+        return child_ids(self.db.regions, self.db.nfs, "region_id", region_id)
 
-    def get(self, nfs_id: str) -> Document:
+    def get(self, nfs_id: str) -> models.Nfs:
         return self.db.nfs.get(nfs_id)
 
     def _fields(self, fields: dict[str, typing.Any]) -> dict[str, typing.Any]:
@@ -140,12 +137,12 @@ class NfsService:
                 "endpoint": fields["endpoint"], "fs": fields.get("fs") or DEFAULT_FS, "backends": backends,
                 "port": fields.get("port") or DEFAULT_GANESHA_PORT}
 
-    def create(self, region_id: str, pool_id: str | None, fields: dict[str, typing.Any]) -> Document:
+    def create(self, region_id: str, pool_id: str | None, fields: dict[str, typing.Any]) -> models.Nfs:
         region = self.db.regions.get(region_id)
         pool_id = pool_id or region.get("defaults", {}).get("pool_id")
         if not pool_id:
             raise Unprocessable("the region has no storage pool: create one, or name one with ?poolId")
-        def insert() -> Document:
+        def insert() -> models.Nfs:
             child_of(self.db.pools, pool_id, "region_id", region_id)
             return self.db.nfs.insert({"region_id": region_id, "storage_pool_id": pool_id, **self._fields(fields)},
                                       conflict=f"region already has an NFS storage named {fields['name']}")
@@ -154,7 +151,7 @@ class NfsService:
         set_default_if_none(self.db.regions, region_id, "defaults.nfs_id", str(nfs["_id"]))
         return nfs
 
-    def update(self, nfs_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, nfs_id: str, fields: dict[str, typing.Any]) -> models.Nfs:
         return self.db.nfs.update(nfs_id, self._fields(fields),
                                   conflict=f"region already has an NFS storage named {fields['name']}")
 
@@ -176,10 +173,10 @@ class TemplateService:
     def list_ids(self) -> list[str]:
         return self.db.templates.ids()
 
-    def get(self, template_id: str) -> Document:
+    def get(self, template_id: str) -> models.Template:
         return self.db.templates.get(template_id)
 
-    def create(self, pool_id: str, name: str, description: str, os: str, source: str) -> Document:
+    def create(self, pool_id: str, name: str, description: str, os: str, source: str) -> models.Template:
         pool = self.pools.get(pool_id)
         parsed = urllib.parse.urlparse(source)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -191,7 +188,7 @@ class TemplateService:
             {"storage_pool_id": pool_id, "name": name, "description": description, "os": os, "source": source,
              "volume": name, "size": 0}, conflict=f"storage pool already has a template named {name}")
         try:
-            created = self.pools.call(pool, "CreateTemplateVolume", {"Volume": name, "SourceURL": source})
+            created = self.pools.call(pool, rpc.kaktus.CreateTemplateVolume, {"Volume": name, "SourceURL": source})
         except BaseException:
             self.db.templates.delete(template["_id"])
             raise
@@ -199,7 +196,7 @@ class TemplateService:
         set_default_if_none(self.db.pools, pool_id, "defaults.template_id", str(template["_id"]))
         return template
 
-    def update(self, template_id: str, name: str, description: str, os: str) -> Document:
+    def update(self, template_id: str, name: str, description: str, os: str) -> models.Template:
         # The image keeps the name it was created with ("volume"); renaming the template is safe.
         return self.db.templates.update(template_id, {"name": name, "description": description, "os": os},
                                         conflict=f"storage pool already has a template named {name}")
@@ -219,7 +216,7 @@ class TemplateService:
         self.pools.owners.run(f"pool:{template['storage_pool_id']}", decide)
         pool = self.pools.get(template["storage_pool_id"])
         try:
-            self.pools.call(pool, "DeleteVolume", {"Volume": template["volume"], "WithSnapshots": True})
+            self.pools.call(pool, rpc.kaktus.DeleteVolume, {"Volume": template["volume"], "WithSnapshots": True})
         except BaseException:
             self.db.templates.update(template_id, {"state": READY})
             raise

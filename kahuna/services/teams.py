@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kahuna.errors import Conflict
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 
 class TeamService:
@@ -13,17 +13,17 @@ class TeamService:
     def list_ids(self) -> list[str]:
         return self.db.teams.ids()
 
-    def get(self, team_id: str) -> Document:
+    def get(self, team_id: str) -> models.Team:
         return self.db.teams.get(team_id)
 
     def team_ids_of(self, user_id: str) -> list[str]:
         return self.db.teams.ids({"user_ids": user_id})
 
-    def create(self, name: str, description: str, user_ids: list[str]) -> Document:
+    def create(self, name: str, description: str, user_ids: list[str]) -> models.Team:
         return self.db.teams.insert({"name": name, "description": description,
                                      "user_ids": self.db.users.existing_ids(user_ids)})
 
-    def update(self, team_id: str, name: str, description: str, user_ids: list[str]) -> Document:
+    def update(self, team_id: str, name: str, description: str, user_ids: list[str]) -> models.Team:
         return self.db.teams.update(team_id, {"name": name, "description": description,
                                               "user_ids": self.db.users.existing_ids(user_ids)})
 

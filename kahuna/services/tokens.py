@@ -25,7 +25,7 @@ from kahuna.errors import Unauthorized, Unprocessable
 from kahuna.mail import Letter, Mailer
 from kahuna.rpc import AgentPlane
 from kahuna.services._common import Owners
-from kahuna.storage import Database, Document, object_id
+from kahuna.storage import Database, models, object_id
 from kahuna.watchdog import off_hub
 
 USER = "user"
@@ -34,7 +34,7 @@ AGENT = "agent"
 KEY_REVOKED = 4001
 
 
-def has_expired(token: Document, today: datetime.date | None = None) -> bool:
+def has_expired(token: models.Token, today: datetime.date | None = None) -> bool:
     """A token that expires is valid through the whole of its expiration date (UTC)."""
     if not token.get("expire"):
         return False
@@ -70,11 +70,11 @@ class TokenService:
     def list_ids(self) -> list[str]:
         return self.db.tokens.ids()
 
-    def get(self, token_id: str) -> Document:
+    def get(self, token_id: str) -> models.Token:
         return self.db.tokens.get(token_id)
 
     def update(self, token_id: str, name: str, description: str, expire: bool,
-               expiration_date: datetime.date | None) -> Document:
+               expiration_date: datetime.date | None) -> models.Token:
         fields = {"name": name, "description": description, **_expiry(expire, expiration_date)}
         return self.db.tokens.update(token_id, fields)
 
@@ -91,37 +91,40 @@ class TokenService:
             self.db.tokens.delete_many({"_id": token["_id"]})
             self.db.api_keys.delete_many({"_id": token.get("api_key_sha256")})
 
-    def token_of(self, parent_type: str, parent_id: str) -> Document | None:
+    def token_of(self, parent_type: str, parent_id: str) -> models.Token | None:
         return self.db.tokens.find_one({"parent_type": parent_type, "parent_id": parent_id})
 
     # -- issuing keys ------------------------------------------------------------
 
-    def rotate_user_key(self, user: Document, expire: bool, expiration_date: datetime.date | None) -> Document:
-        letter = lambda key: Letter(  # noqa: E731 - the key exists only inside rotate()
-            to=user["email"],
-            subject="A new Kowabunga API key has been set !",
-            intro="Here's your new API key. Keep it safe: it is shown only in this e-mail.",
-            facts=(("User", user["name"]), ("API key", key)),
-            outro="This email is a one-timer. The previous key, if any, no longer works.",
-        )
+    def rotate_user_key(self, user: models.User, expire: bool, expiration_date: datetime.date | None) -> models.Token:
+        def letter(key: str) -> Letter:  # the key exists only inside rotate()
+            return Letter(
+                to=user["email"],
+                subject="A new Kowabunga API key has been set !",
+                intro="Here's your new API key. Keep it safe: it is shown only in this e-mail.",
+                facts=(("User", user["name"]), ("API key", key)),
+                outro="This email is a one-timer. The previous key, if any, no longer works.",
+            )
         return self._rotate(USER, str(user["_id"]), f"{user['name']}-api-key", expire, expiration_date,
                             lambda key: self.mailer.send(letter(key)))
 
-    def rotate_agent_key(self, agent: Document, expire: bool, expiration_date: datetime.date | None) -> Document:
-        letter = lambda key: Letter(  # noqa: E731
-            to=self.admin_email,
-            subject="A new Kowabunga agent API key has been set !",
-            intro="Here's the new API key of a Kowabunga agent. Keep it safe: it is shown only in this e-mail.",
-            facts=(("Agent type", agent["type"]), ("Agent name", agent["name"]), ("Agent ID", str(agent["_id"])),
-                   ("API key", key)),
-            outro="This email is a one-timer. The previous key, if any, no longer works.",
-        )
+    def rotate_agent_key(self, agent: models.Agent, expire: bool,
+                         expiration_date: datetime.date | None) -> models.Token:
+        def letter(key: str) -> Letter:
+            return Letter(
+                to=self.admin_email,
+                subject="A new Kowabunga agent API key has been set !",
+                intro="Here's the new API key of a Kowabunga agent. Keep it safe: it is shown only in this e-mail.",
+                facts=(("Agent type", agent["type"]), ("Agent name", agent["name"]), ("Agent ID", str(agent["_id"])),
+                       ("API key", key)),
+                outro="This email is a one-timer. The previous key, if any, no longer works.",
+            )
         token = self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", expire, expiration_date,
                              lambda key: self.mailer.send(letter(key)))
         self.agents.disconnect(str(agent["_id"]), "API key rotated", KEY_REVOKED)
         return token
 
-    def issue_instance_agent_key(self, agent: Document) -> str:
+    def issue_instance_agent_key(self, agent: models.Agent) -> str:
         """A new key for the Kontroller agent inside an instance, returned for the instance's cloud-init seed only."""
         issued: list[str] = []
         self._rotate(AGENT, str(agent["_id"]), f"{agent['name']}-api-key", False, None, issued.append)
@@ -129,10 +132,10 @@ class TokenService:
         return issued[0]
 
     def _rotate(self, parent_type: str, parent_id: str, name: str, expire: bool,
-                expiration_date: datetime.date | None, deliver: typing.Callable[[str], None]) -> Document:
+                expiration_date: datetime.date | None, deliver: typing.Callable[[str], None]) -> models.Token:
         expiry = _expiry(expire, expiration_date)
 
-        def rotate() -> Document:
+        def rotate() -> models.Token:
             key = credentials.generate_api_key()
             # Deliver first: if the mail relay is down the old key keeps working and nothing is lost.
             deliver(key)
@@ -153,7 +156,7 @@ class TokenService:
 
     # -- checking keys -------------------------------------------------------------
 
-    def find_by_key(self, key: str, parent_type: str) -> Document:
+    def find_by_key(self, key: str, parent_type: str) -> models.Token:
         """The token of a presented key, or :class:`Unauthorized`.
 
         Two lookups by ``_id`` (the key's digest, then its token): the only lookups every
@@ -169,13 +172,13 @@ class TokenService:
             raise Unauthorized("API key has expired")
         return token
 
-    def upgrade_legacy_key(self, key: str, parent_type: str, parent_id: str) -> Document | None:
+    def upgrade_legacy_key(self, key: str, parent_type: str, parent_id: str) -> models.Token | None:
         """The token of *parent_id* if it still holds a Go Kahuna bcrypt hash that *key* matches, now holding the
         key's digest instead (None otherwise). The bcrypt check runs off the gevent hub, and only until the right
         key has been presented once: from then on the key is found by its digest."""
         token = self.token_of(parent_type, parent_id)
-        hashed = (token or {}).get("api_key_bcrypt")
-        if not hashed or has_expired(token) or len(key.encode()) > credentials.BCRYPT_MAX_BYTES:
+        hashed = token.get("api_key_bcrypt") if token is not None else None
+        if token is None or not hashed or has_expired(token) or len(key.encode()) > credentials.BCRYPT_MAX_BYTES:
             return None
         try:
             if not off_hub(bcrypt.checkpw, key.encode(), hashed.encode()):
@@ -184,7 +187,7 @@ class TokenService:
             return None
         digest = credentials.digest(key)
 
-        def upgrade() -> Document | None:
+        def upgrade() -> models.Token | None:
             current = self.token_of(parent_type, parent_id)
             if current is None or current.get("api_key_sha256") == digest:
                 return current  # a handshake in parallel upgraded it first

@@ -28,13 +28,15 @@ from kahuna.services._common import Owners
 from kahuna.services.sessions import SessionService
 from kahuna.services.throttling import Guard
 from kahuna.services.tokens import USER, TokenService
-from kahuna.storage import Database, Document, utcnow
+from kahuna.storage import Database, models, utcnow
 
 log = logging.getLogger(__name__)
 
-REGISTRATION = "registration"
-PASSWORD_RESET = "password_reset"
-EMAIL_CHANGE = "email_change"
+#: What an e-mailed link is for: the field of the user document that holds it (models.User).
+LinkPurpose = typing.Literal["registration", "password_reset", "email_change"]
+REGISTRATION: typing.Final = "registration"
+PASSWORD_RESET: typing.Final = "password_reset"
+EMAIL_CHANGE: typing.Final = "email_change"
 
 
 def normalize_email(address: str) -> str:
@@ -74,12 +76,13 @@ class UserService:
     def list_ids(self) -> list[str]:
         return self.db.users.ids()
 
-    def get(self, user_id: str) -> Document:
+    def get(self, user_id: str) -> models.User:
         return self.db.users.get(user_id)
 
     # -- creation and confirmation ----------------------------------------------
 
-    def create(self, name: str, email: str, role: Role, description: str = "", notifications: bool = False) -> Document:
+    def create(self, name: str, email: str, role: Role, description: str = "",
+               notifications: bool = False) -> models.User:
         user = self.db.users.insert(
             {"name": name, "description": description, "email": normalize_email(email), "role": str(role),
              "notifications": notifications, "enabled": False, "password_hash": None},
@@ -93,7 +96,7 @@ class UserService:
             raise
         return self.db.users.get(user["_id"])
 
-    def _welcome(self, user: Document) -> None:
+    def _welcome(self, user: models.User) -> None:
         """The registration link, to the account's address."""
         link = self._issue_link(user, REGISTRATION, "/confirm")
         self.mailer.send(Letter(
@@ -106,7 +109,7 @@ class UserService:
             action=("Confirm your account", link),
         ))
 
-    def ensure_bootstrap_admin(self, email: str, name: str = "admin") -> tuple[Document, str] | None:
+    def ensure_bootstrap_admin(self, email: str, name: str = "admin") -> tuple[models.User, str] | None:
         """The first superAdmin, enabled at once, when there is no user at all; returns it with its password."""
         if self.db.users.count() > 0:
             return None
@@ -160,7 +163,7 @@ class UserService:
                           "Here's your new password:")
         self.sessions.revoke_all(user_id)
 
-    def _follow_link(self, user_id: str, token: str, purpose: str, subject: str, intro: str,
+    def _follow_link(self, user_id: str, token: str, purpose: LinkPurpose, subject: str, intro: str,
                      enable: bool = False) -> None:
         """Consume the link (in the user's owner: one follower wins), mail a new password, then store it.
 
@@ -179,14 +182,17 @@ class UserService:
             fields["enabled"] = True
         self.serializer.run(f"user:{user_id}", self.db.users.update, user_id, fields)
 
-    def _issue_link(self, user: Document, purpose: str, path: str, **extra: typing.Any) -> str:
+    def _issue_link(self, user: models.User, purpose: LinkPurpose, path: str, address: str | None = None) -> str:
+        """A link for *purpose* (to *address*, a new e-mail address being confirmed), stored as a digest."""
         token = credentials.generate_link_token()
-        link = {"digest": credentials.digest(token), "expires_at": utcnow() + self.lifetimes[purpose], **extra}
+        link: models.Link = {"digest": credentials.digest(token), "expires_at": utcnow() + self.lifetimes[purpose]}
+        if address is not None:
+            link["address"] = address
         self.serializer.run(f"user:{user['_id']}", self.db.users.update, user["_id"], {purpose: link})
         query = urllib.parse.urlencode({"user": str(user["_id"]), "token": token})
         return f"{self.public_url}{path}?{query}"
 
-    def _consume_link(self, user_id: str, token: str, purpose: str) -> tuple[Document, dict[str, typing.Any]]:
+    def _consume_link(self, user_id: str, token: str, purpose: LinkPurpose) -> tuple[models.User, models.Link]:
         """Use up a link (in the user's owner): it matches, it has not expired, and no one used it first."""
         invalid = InvalidLink("this link is invalid, was used already, or has expired")
         if not token:
@@ -195,20 +201,20 @@ class UserService:
             user = self.db.users.get(user_id)
         except NotFound:
             raise invalid from None
-        link = user.get(purpose) or {}
-        if not (credentials.same_secret(link.get("digest") or "", credentials.digest(token))
-                and link.get("expires_at") and link["expires_at"] >= utcnow()):
+        link = user.get(purpose)
+        if link is None or not (credentials.same_secret(link["digest"], credentials.digest(token))
+                                and link["expires_at"] >= utcnow()):
             raise invalid
         return self.db.users.update(user_id, extra={"$unset": {purpose: ""}}), link
 
-    def _restore_link(self, user_id: str, purpose: str, link: dict[str, typing.Any]) -> None:
+    def _restore_link(self, user_id: str, purpose: LinkPurpose, link: models.Link) -> None:
         if purpose not in self.db.users.get(user_id):  # unless a newer link was issued meanwhile
             self.db.users.update(user_id, {purpose: link})
 
     # -- update and deletion -----------------------------------------------------------
 
     def update(self, identity: Identity, user_id: str, name: str, email: str, role: Role,
-               description: str = "", notifications: bool = False) -> Document:
+               description: str = "", notifications: bool = False) -> models.User:
         """Everything but the address changes at once; another address is only asked for (see
         :meth:`request_email_change`), and the account answered still shows its current one."""
         address = normalize_email(email)
@@ -217,7 +223,7 @@ class UserService:
             self.change_guard.reserve(address, f"user:{user_id}")
         fields = {"name": name, "description": description, "role": str(role), "notifications": notifications}
 
-        def change() -> Document:
+        def change() -> models.User:
             user = self.db.users.get(user_id)
             if role != user["role"] and not identity.is_super_admin:
                 raise Forbidden("only a superAdmin can change a user's role")
@@ -233,7 +239,7 @@ class UserService:
 
     # -- change of address ----------------------------------------------------------------
 
-    def request_email_change(self, user: Document, address: str) -> None:
+    def request_email_change(self, user: models.User, address: str) -> None:
         """E-mail a link to *address* and a notice to the current address; the account keeps the current one
         until the link is followed. An address that another account has gets a notice instead of a link, and
         the caller is told nothing different (no account enumeration)."""
@@ -269,7 +275,7 @@ class UserService:
     def confirm_email_change(self, user_id: str, token: str) -> None:
         """The link to the new address, followed: in the user's owner, use it up and take the address (the
         unique index refuses one that another account took meanwhile); then tell both addresses."""
-        def apply() -> tuple[str, Document]:
+        def apply() -> tuple[str, models.User]:
             user, link = self._consume_link(user_id, token, EMAIL_CHANGE)
             try:
                 changed = self.db.users.update(user_id, {"email": link["address"]})
@@ -294,8 +300,9 @@ class UserService:
             except Exception as exc:  # noqa: BLE001 - a superAdmin can re-create the account
                 log.warning("welcome of user %s not sent to its new address: %s", user_id, exc)
 
-    def _drop_link(self, user_id: str, purpose: str, address: str) -> None:
-        if (self.db.users.get(user_id).get(purpose) or {}).get("address") == address:
+    def _drop_link(self, user_id: str, purpose: LinkPurpose, address: str) -> None:
+        link = self.db.users.get(user_id).get(purpose)
+        if link is not None and link.get("address") == address:
             self.db.users.update(user_id, extra={"$unset": {purpose: ""}})
 
     def delete(self, user_id: str) -> None:

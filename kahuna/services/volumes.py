@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import typing
 
+from kahuna import rpc
 from kahuna.errors import AgentCallFailed, Conflict, NotFound, Unprocessable
 from kahuna.services._common import CREATING, DELETING, READY, UPDATING, child_of
 from kahuna.services._undo import Undo
 from kahuna.services.names import check_name
 from kahuna.services.projects import BILLED_VOLUME_TYPES, ProjectService
 from kahuna.services.storage_pools import PoolService
-from kahuna.storage import Database, Document
+from kahuna.storage import Database, models
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class VolumeService:
             query["region_id"] = region_id
         return self.db.volumes.ids(query)
 
-    def get(self, volume_id: str) -> Document:
+    def get(self, volume_id: str) -> models.Volume:
         volume = self.db.volumes.get(volume_id)
         if volume["type"] not in BILLED_VOLUME_TYPES:
             raise NotFound(f"volume {volume_id} does not exist")  # a seed is part of its instance
@@ -54,7 +55,7 @@ class VolumeService:
 
     # -- choosing where ------------------------------------------------------------
 
-    def pool_of_region(self, region_id: str, pool_id: str | None) -> Document:
+    def pool_of_region(self, region_id: str, pool_id: str | None) -> models.StoragePool:
         """The pool named, which must be of the region, or the region's default pool."""
         region = self.db.regions.get(region_id)
         pool_id = pool_id or region.get("defaults", {}).get("pool_id")
@@ -62,7 +63,7 @@ class VolumeService:
             raise NotFound(f"region {region['name']} has no storage pool: create one, or name one with ?poolId")
         return child_of(self.db.pools, pool_id, "region_id", region_id)
 
-    def template_of_pool(self, pool: Document, template_id: str | None) -> Document:
+    def template_of_pool(self, pool: models.StoragePool, template_id: str | None) -> models.Template:
         template_id = template_id or pool.get("defaults", {}).get("template_id")
         if not template_id:
             raise NotFound(f"storage pool {pool['name']} has no template: create one, or name one with ?templateId")
@@ -70,11 +71,11 @@ class VolumeService:
 
     # -- the steps (used by instances and Komputes too) ---------------------------------
 
-    def claim(self, project_id: str, pool: Document, name: str, description: str, volume_type: str, size: int,
-              template: Document | None = None, instance_id: str = "") -> Document:
+    def claim(self, project_id: str, pool: models.StoragePool, name: str, description: str, volume_type: str, size: int,
+              template: models.Template | None = None, instance_id: str = "") -> models.Volume:
         """The volume's document, before the image exists (409 if the pool has that name); in the pool's owner,
         so that neither the pool nor the template can be deleted meanwhile."""
-        def insert() -> Document:
+        def insert() -> models.Volume:
             self.pools.get(str(pool["_id"]))
             if template is not None and self.db.templates.get(template["_id"]).get("state", READY) != READY:
                 raise Conflict(f"template {template['name']} is being deleted")
@@ -86,25 +87,25 @@ class VolumeService:
 
         return self.pools.owners.run(f"pool:{pool['_id']}", insert)
 
-    def realize(self, volume: Document, content: bytes = b"") -> Document:
+    def realize(self, volume: models.Volume, content: bytes = b"") -> models.Volume:
         """Have an agent of the pool make the image of a claimed volume."""
         pool = self.pools.get(volume["storage_pool_id"])
         if volume["type"] == OS:
             template = self.db.templates.get(volume["template_id"])
-            self.pools.call(pool, "CreateOsVolume", {"Volume": volume["name"], "Size": volume["size"],
+            self.pools.call(pool, rpc.kaktus.CreateOsVolume, {"Volume": volume["name"], "Size": volume["size"],
                                                      "Template": template["volume"]})
         elif volume["type"] == RAW:
-            self.pools.call(pool, "CreateRawVolume", {"Volume": volume["name"], "Size": volume["size"]})
+            self.pools.call(pool, rpc.kaktus.CreateRawVolume, {"Volume": volume["name"], "Size": volume["size"]})
         else:
-            self.pools.call(pool, "CreateIsoVolume", {"Volume": volume["name"], "Size": len(content),
+            self.pools.call(pool, rpc.kaktus.CreateIsoVolume, {"Volume": volume["name"], "Size": len(content),
                                                       "Content": content})
         return self.db.volumes.update(volume["_id"], {"state": "ready"})
 
-    def destroy(self, volume: Document) -> None:
+    def destroy(self, volume: models.Volume) -> None:
         """Remove the image (an image the agent no longer has is fine), then the document."""
         pool = self.pools.get(volume["storage_pool_id"])
         try:
-            self.pools.call(pool, "DeleteVolume", {"Volume": volume["name"], "WithSnapshots": True})
+            self.pools.call(pool, rpc.kaktus.DeleteVolume, {"Volume": volume["name"], "WithSnapshots": True})
         except AgentCallFailed as exc:
             log.info("volume %s/%s: the agent could not delete it (%s); forgetting it", pool["pool"],
                      volume["name"], exc.reason)
@@ -113,7 +114,7 @@ class VolumeService:
     # -- the API ---------------------------------------------------------------------
 
     def create(self, project_id: str, region_id: str, fields: dict[str, typing.Any], pool_id: str | None,
-               template_id: str | None) -> Document:
+               template_id: str | None) -> models.Volume:
         check_name(fields["name"], "volume", label=False)  # its RBD image's name
         project = self.projects.get(project_id)
         self.db.regions.get(region_id)
@@ -132,7 +133,7 @@ class VolumeService:
             undo.push(f"forget volume {volume['name']}", lambda: self.db.volumes.delete_many({"_id": volume["_id"]}))
             return self.realize(volume)
 
-    def update(self, volume_id: str, fields: dict[str, typing.Any]) -> Document:
+    def update(self, volume_id: str, fields: dict[str, typing.Any]) -> models.Volume:
         volume = self.get(volume_id)
         if fields["name"] != volume["name"]:
             raise Unprocessable("a volume cannot be renamed: its name is its image's name in the pool")
@@ -144,7 +145,7 @@ class VolumeService:
             self._grow(volume, fields["size"])
         return self.db.volumes.update(volume_id, {"description": fields.get("description", "")})
 
-    def _grow(self, volume: Document, size: int) -> None:
+    def _grow(self, volume: models.Volume, size: int) -> None:
         """Claim the growth (quota, in the project's owner) and mark the volume ``updating``; have the agent
         resize the image with no owner held; then commit, or put the old size back."""
         volume_id = volume["_id"]
@@ -157,7 +158,7 @@ class VolumeService:
 
         self.projects.reserve(volume["project_id"], {"storage": size - volume["size"]}, claim)
         try:
-            self.pools.call(self.pools.get(volume["storage_pool_id"]), "ResizeVolume",
+            self.pools.call(self.pools.get(volume["storage_pool_id"]), rpc.kaktus.ResizeVolume,
                             {"Volume": volume["name"], "Size": size})
         except BaseException:
             self.db.volumes.update(volume_id, {"size": volume["size"], "state": READY},
@@ -165,7 +166,7 @@ class VolumeService:
             raise
         self.db.volumes.update(volume_id, {"state": READY}, extra={"$unset": {"previous": ""}})
 
-    def grow(self, volume: Document, size: int) -> None:
+    def grow(self, volume: models.Volume, size: int) -> None:
         """Grow a volume to *size* if it is smaller (Kompute disks)."""
         if size > volume["size"]:
             self._grow(volume, size)
@@ -176,7 +177,7 @@ class VolumeService:
         self.projects.serializer.run(f"volume:{volume_id}", self._delete, volume_id, project_id)
 
     def _delete(self, volume_id: str, project_id: str) -> None:
-        def decide() -> tuple[str, Document]:
+        def decide() -> tuple[str, models.Volume]:
             # In the project's owner, where instances claim their disks: it cannot become one meanwhile.
             volume = self.get(volume_id)
             user = self.db.instances.find_one({"volume_ids": volume_id})

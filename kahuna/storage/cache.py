@@ -99,6 +99,10 @@ PRELOAD_SHARE = 0.5
 #: Documents a bulk read fetches (one getMore each) and stores at a time: other greenlets run in between.
 _BULK_SLICE = 500
 
+#: A document's BSON as :attr:`RawBSONDocument.raw` gives it: since pymongo 4.18 a large document is a
+#: :class:`memoryview` of the whole reply, which the cache copies (:meth:`DocumentCache._store`) rather than keep.
+RawBytes: typing.TypeAlias = bytes | memoryview
+
 #: Key types a cached ``_id`` may have (``bool`` excluded: ``True == 1`` in Python, not in BSON).
 _ID_TYPES = (ObjectId, str, int)
 
@@ -255,7 +259,7 @@ class DocumentCache:
         """Taken before reading the database; :meth:`fill` refuses it if a write came in between."""
         return self._clears, self._generations.get(collection, 0)
 
-    def fill(self, collection: str, doc_id: typing.Any, raw: bytes, snapshot: tuple[int, int]) -> bool:
+    def fill(self, collection: str, doc_id: typing.Any, raw: RawBytes, snapshot: tuple[int, int]) -> bool:
         size = len(raw)
         if size > self.max_bytes // 16 or not self._is_active():
             return False
@@ -270,11 +274,14 @@ class DocumentCache:
         if entry is not None:
             self._bytes -= len(entry[0])
 
-    def _store(self, key: tuple[str, typing.Any], raw: bytes, expires: float) -> None:
-        """Under the lock: *raw* as the entry of *key*, then the least recently used out beyond the bounds."""
+    def _store(self, key: tuple[str, typing.Any], raw: RawBytes, expires: float) -> None:
+        """Under the lock: *raw* as the entry of *key*, then the least recently used out beyond the bounds.
+
+        A :class:`memoryview` is copied: kept, it would hold its whole reply in memory, beyond ``max_bytes``."""
         self._drop(key)
-        self._entries[key] = (raw, self._epochs.get(key[0], 0), expires)
-        self._bytes += len(raw)
+        stored = bytes(raw)  # bytes as they are (no copy)
+        self._entries[key] = (stored, self._epochs.get(key[0], 0), expires)
+        self._bytes += len(stored)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             _, (old, _, _) = self._entries.popitem(last=False)
             self._bytes -= len(old)
@@ -296,7 +303,7 @@ class DocumentCache:
                 if not reads:
                     del self._bulk_reads[collection]
 
-    def fill_bulk(self, read: BulkRead, documents: typing.Iterable[tuple[typing.Any, bytes]],
+    def fill_bulk(self, read: BulkRead, documents: typing.Iterable[tuple[typing.Any, RawBytes]],
                   max_age: float | None = None, share: float = 1.0) -> int:
         """Keep *documents* (``(_id, bson)`` pairs that *read* returned) for *max_age* seconds (default
         ``max_age``), but none written since *read* was opened, and only while the cache holds less than
@@ -339,6 +346,16 @@ class DocumentCache:
                     read.written.update(ids)
 
 
+def _filtered(method: str) -> typing.Callable[typing.Concatenate[CachedCollection, typing.Any, ...], typing.Any]:
+    """The :class:`CachedCollection` method *method*: the collection's, then the documents its filter names dropped."""
+    def write(self: CachedCollection, filter: typing.Any, *args: typing.Any,  # noqa: A002
+              **kwargs: typing.Any) -> typing.Any:
+        return self._invalidating(_written_ids(filter), method, filter, *args, **kwargs)
+
+    write.__name__ = method
+    return write
+
+
 class CachedCollection:
     """A pymongo :class:`Collection` whose reads by ``_id`` use *cache* and whose writes invalidate it.
 
@@ -346,7 +363,7 @@ class CachedCollection:
     ``create_index``…): reads other than by one ``_id`` always go to the database.
     """
 
-    def __init__(self, collection: Collection, cache: DocumentCache):
+    def __init__(self, collection: Collection[Document], cache: DocumentCache):
         self._collection = collection
         self._cache = cache
         self._name = collection.name
@@ -362,7 +379,7 @@ class CachedCollection:
         return f"CachedCollection({self._collection!r})"
 
     @property
-    def uncached(self) -> Collection:
+    def uncached(self) -> Collection[Document]:
         return self._collection
 
     # -- reads ---------------------------------------------------------------------
@@ -375,7 +392,7 @@ class CachedCollection:
         if shape is None or not self._cache.enabled():
             return self._collection.find_one(filter, *args, **kwargs)
         cache = self._cache
-        raw = cache.lookup(self._name, doc_id)
+        raw: RawBytes | None = cache.lookup(self._name, doc_id)
         if raw is None:
             snapshot = cache.snapshot(self._name)
             found = self._raw.find_one({"_id": doc_id})
@@ -447,14 +464,6 @@ class CachedCollection:
     def insert_many(self, documents: typing.Any, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
         return self._invalidating(None, "insert_many", documents, *args, **kwargs)
 
-    def _filtered(method: str) -> typing.Callable[..., typing.Any]:  # noqa: N805 - a method factory
-        def write(self: CachedCollection, filter: typing.Any, *args: typing.Any,  # noqa: A002
-                  **kwargs: typing.Any) -> typing.Any:
-            return self._invalidating(_written_ids(filter), method, filter, *args, **kwargs)
-
-        write.__name__ = method
-        return write
-
     update_one = _filtered("update_one")
     update_many = _filtered("update_many")
     replace_one = _filtered("replace_one")
@@ -463,7 +472,6 @@ class CachedCollection:
     find_one_and_update = _filtered("find_one_and_update")
     find_one_and_replace = _filtered("find_one_and_replace")
     find_one_and_delete = _filtered("find_one_and_delete")
-    del _filtered
 
     def bulk_write(self, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
         return self._invalidating(None, "bulk_write", *args, **kwargs)
@@ -498,7 +506,7 @@ class CachedDatabase:
     the plain pymongo ones: they are shared state between nodes, or written more than read.
     """
 
-    def __init__(self, database: MongoDatabase, cache: DocumentCache, cached: typing.Iterable[str]):
+    def __init__(self, database: MongoDatabase[Document], cache: DocumentCache, cached: typing.Iterable[str]):
         self._database = database
         self._cache = cache
         self._cached = frozenset(cached)
@@ -508,6 +516,8 @@ class CachedDatabase:
         value = getattr(self._database, name)
         return self._wrap(value) if isinstance(value, Collection) else value
 
+    # __getitem__ and get_collection hand out what _wrap does, Collection[Document] | CachedCollection, typed Any
+    # for now: kahuna.storage.Database gives those of every kind to Documents, which takes a Collection only.
     def __getitem__(self, name: str) -> typing.Any:
         return self._wrap(self._database[name])
 
@@ -515,7 +525,7 @@ class CachedDatabase:
         return f"CachedDatabase({self._database!r})"
 
     @property
-    def uncached(self) -> MongoDatabase:
+    def uncached(self) -> MongoDatabase[Document]:
         return self._database
 
     def get_collection(self, name: str, *args: typing.Any, **kwargs: typing.Any) -> typing.Any:
@@ -527,7 +537,7 @@ class CachedDatabase:
         finally:
             self._cache.invalidate(name if isinstance(name, str) else name.name)
 
-    def _wrap(self, collection: Collection, plain: bool = True) -> typing.Any:
+    def _wrap(self, collection: Collection[Document], plain: bool = True) -> Collection[Document] | CachedCollection:
         if collection.name not in self._cached:
             return collection
         if not plain:
@@ -536,3 +546,17 @@ class CachedDatabase:
         if wrapped is None:
             wrapped = self._collections[collection.name] = CachedCollection(collection, self._cache)
         return wrapped
+
+
+#: A collection as Kahuna's storage code is handed one: pymongo's, or the :class:`CachedCollection` wrapping it.
+AnyCollection: typing.TypeAlias = Collection[Document] | CachedCollection
+
+
+class AnyDatabase(typing.Protocol):
+    """What schema upkeep (:mod:`kahuna.storage.schema`, :mod:`kahuna.storage.go_import`) uses of a database:
+    pymongo's :class:`~pymongo.database.Database`, or the :class:`CachedDatabase` that wraps it in
+    :class:`kahuna.storage.Database` (whose other attributes, ``list_collection_names`` included, are pymongo's)."""
+
+    def __getitem__(self, name: str, /) -> AnyCollection: ...
+
+    def list_collection_names(self) -> list[str]: ...

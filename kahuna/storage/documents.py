@@ -19,13 +19,18 @@ import typing
 import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
+from bson.raw_bson import RawBSONDocument
 from pymongo import ReturnDocument
-from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from kahuna.errors import Conflict, NotFound, Unprocessable
+from kahuna.storage.cache import AnyCollection, CachedCollection
 
+#: A document as pymongo hands it out, and a query or update as Kahuna writes one. The typed shapes of stored
+#: documents are in :mod:`kahuna.storage.models`; ``Documents[models.User]`` hands out those.
 Document = dict[str, typing.Any]
+Query = typing.Mapping[str, typing.Any]
+DocumentT = typing.TypeVar("DocumentT", bound=typing.Mapping[str, typing.Any])
 
 
 def utcnow() -> datetime.datetime:
@@ -98,29 +103,51 @@ def object_id(text: typing.Any, kind: str) -> ObjectId:
         raise NotFound(f"{kind} {text!r} does not exist") from None
 
 
-class Documents:
-    """The documents of one kind, e.g. ``Documents(db["user"], "user", 1)``."""
+class Documents(typing.Generic[DocumentT]):
+    """The documents of one kind, e.g. ``Documents[models.User](db["user"], "user", 3)``.
 
-    def __init__(self, collection: Collection, kind: str, schema_version: int):
+    The type parameter is what reads hand out; the collection holds plain BSON documents, so
+    :meth:`insert` and :meth:`update` take mappings and the type is a promise kept by the services
+    that write each kind (and by ``kahuna migrate`` for converted documents).
+    """
+
+    def __init__(self, collection: AnyCollection, kind: str, schema_version: int):
         self.collection = collection
         self.kind = kind
         self.schema_version = schema_version
 
     # -- reads -------------------------------------------------------------
 
-    def get(self, doc_id: typing.Any) -> Document:
+    def get(self, doc_id: object) -> DocumentT:
         found = self.collection.find_one({"_id": object_id(doc_id, self.kind)})
         if found is None:
             raise NotFound(f"{self.kind} {doc_id} does not exist")
-        return found
+        return typing.cast(DocumentT, found)
 
-    def find_one(self, query: Document) -> Document | None:
-        return self.collection.find_one(query)
+    def find_one(self, query: Query) -> DocumentT | None:
+        return typing.cast(DocumentT | None, self.collection.find_one(query))
 
-    def find(self, query: Document | None = None, **kwargs: typing.Any) -> list[Document]:
-        return list(self.collection.find(query or {}, **kwargs))
+    def find(self, query: Query | None = None, **kwargs: typing.Any) -> list[DocumentT]:
+        return typing.cast(list[DocumentT], list(self.collection.find(query or {}, **kwargs)))
 
-    def ids(self, query: Document | None = None) -> list[str]:
+    def find_by_ids(self, ids: typing.Iterable[ObjectId], projection: typing.Mapping[str, int]) -> dict[ObjectId,
+                    Document]:
+        """The (projected) documents of *ids* that exist, served by the document cache (see
+        :meth:`kahuna.storage.cache.CachedCollection.find_by_ids`)."""
+        return self._cached().find_by_ids(ids, projection)
+
+    def preload(self, query: Query, *, keep: typing.Callable[[RawBSONDocument], bool] | None = None,
+                limit: int = 0) -> list[RawBSONDocument]:
+        """Read the documents matching *query* at once into the document cache (see
+        :meth:`kahuna.storage.cache.CachedCollection.preload`)."""
+        return self._cached().preload(query, keep=keep, limit=limit)
+
+    def _cached(self) -> CachedCollection:
+        if not isinstance(self.collection, CachedCollection):
+            raise TypeError(f"the {self.kind} collection is not served by the document cache")
+        return self.collection
+
+    def ids(self, query: Query | None = None) -> list[str]:
         cursor = self.collection.find(query or {}, {"_id": 1}).sort("_id", pymongo.ASCENDING)
         return [str(doc["_id"]) for doc in cursor]
 
@@ -134,17 +161,17 @@ class Documents:
             raise Unprocessable(f"unknown {self.kind}(s): {', '.join(missing)}")
         return wanted
 
-    def count(self, query: Document | None = None) -> int:
+    def count(self, query: Query | None = None) -> int:
         return self.collection.count_documents(query or {})
 
-    def exists(self, query: Document) -> bool:
+    def exists(self, query: Query) -> bool:
         return self.collection.find_one(query, {"_id": 1}) is not None
 
     # -- writes ------------------------------------------------------------
 
-    def insert(self, fields: Document, conflict: str | None = None) -> Document:
+    def insert(self, fields: Query, conflict: str | None = None) -> DocumentT:
         now = utcnow()
-        doc = {"_id": new_object_id(), **fields, "created_at": now, "updated_at": now,
+        doc: Document = {"_id": new_object_id(), **fields, "created_at": now, "updated_at": now,
                "schema_version": self.schema_version}
         try:
             self.collection.insert_one(doc)
@@ -152,17 +179,17 @@ class Documents:
             if not is_duplicate_key(exc):
                 raise
             raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
-        return doc
+        return typing.cast(DocumentT, doc)
 
     def update(
         self,
-        doc_id: typing.Any,
-        set_fields: Document | None = None,
+        doc_id: object,
+        set_fields: Query | None = None,
         *,
-        extra: Document | None = None,
-        where: Document | None = None,
+        extra: Query | None = None,
+        where: Query | None = None,
         conflict: str | None = None,
-    ) -> Document:
+    ) -> DocumentT:
         """Apply ``$set`` (plus other operators in *extra*) to one document, return it as stored.
 
         *where* adds conditions; when they do not hold the object is reported as
@@ -180,12 +207,12 @@ class Documents:
             raise Conflict(conflict or f"a {self.kind} with the same name already exists") from None
         if updated is None:
             raise NotFound(f"{self.kind} {doc_id} does not exist")
-        return updated
+        return typing.cast(DocumentT, updated)
 
-    def delete(self, doc_id: typing.Any) -> None:
+    def delete(self, doc_id: object) -> None:
         result = self.collection.delete_one({"_id": object_id(doc_id, self.kind)})
         if result.deleted_count == 0:
             raise NotFound(f"{self.kind} {doc_id} does not exist")
 
-    def delete_many(self, query: Document) -> int:
+    def delete_many(self, query: Query) -> int:
         return self.collection.delete_many(query).deleted_count

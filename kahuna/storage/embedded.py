@@ -34,17 +34,17 @@ def find_ferretdb(explicit: str = "") -> str:
 def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class EmbeddedFerretDB:
     """Start with :meth:`start`, use :attr:`uri`, end with :meth:`stop`."""
 
-    def __init__(self, data_dir: str | os.PathLike, binary: str = "", port: int = 0):
+    def __init__(self, data_dir: str | os.PathLike[str], binary: str = "", port: int = 0):
         self.data_dir = Path(data_dir).resolve()
         self.binary = find_ferretdb(binary)
         self.port = port or free_loopback_port()
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
@@ -90,7 +90,7 @@ class EmbeddedFerretDB:
         self.process = None
 
 
-def stop_process(process: subprocess.Popen, timeout: float) -> None:
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float) -> None:
     """SIGTERM, then SIGKILL if it has not exited within *timeout* seconds."""
     if process.poll() is None:
         process.terminate()

@@ -43,7 +43,11 @@ from dataclasses import dataclass, field
 from bson import ObjectId
 from pymongo import ReplaceOne, UpdateOne
 
+from kahuna.storage.cache import AnyDatabase
 from kahuna.storage.documents import utcnow
+
+if typing.TYPE_CHECKING:
+    from kahuna.storage.schema import Kind
 
 log = logging.getLogger(__name__)
 
@@ -356,11 +360,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def existing_collections(db: typing.Any) -> set[str]:
+def existing_collections(db: AnyDatabase) -> set[str]:
     return set(db.list_collection_names())
 
 
-def pending(db: typing.Any, collections: typing.Iterable[str] | None = None) -> list[str]:
+def pending(db: AnyDatabase, collections: typing.Iterable[str] | None = None) -> list[str]:
     """The Go (or legacy) collections that still hold Go documents (all of them when *collections* is None)."""
     existing = existing_collections(db)
     names = list(GO_COLLECTIONS if collections is None else collections)
@@ -509,8 +513,9 @@ class Converter:
                  if str(doc["_id"]) in _ids(t.get("user_ids"))}
         listed = set(_ids(doc.get("team_ids")))
         if listed != teams:
-            names = lambda ids: ", ".join(sorted(  # noqa: E731
-                (self.ctx.get("team", i) or {}).get("name", i) for i in ids)) or "none"
+            def names(ids: set[str]) -> str:
+                return ", ".join(sorted((self.ctx.get("team", i) or {}).get("name", i) for i in ids)) or "none"
+
             self.warn("user", doc, f"its team_ids ({names(listed)}) differ from the teams listing it "
                                    f"({names(teams)}): the teams' member lists are kept")
         return new
@@ -685,8 +690,10 @@ class Converter:
             self.warn("subnet", doc, f"CIDR {cidr!r} is not a network (kept)")
             prefix = 0
         application = doc.get("application") or "user"
-        ranges = lambda key: [{"first": r.get("first", ""), "last": r.get("last", "")}  # noqa: E731
-                              for r in doc.get(key) or []]
+
+        def ranges(key: str) -> list[Document]:
+            return [{"first": r.get("first", ""), "last": r.get("last", "")} for r in doc.get(key) or []]
+
         return {**self.base(doc), "vnet_id": vnet_id, "region_id": vnet.get("region_id", ""), "cidr": cidr,
                 "prefix_length": prefix, "private": bool(vnet.get("private")),
                 "project_id": self.ref("subnet", doc, "project_id", "project", required=False),
@@ -814,6 +821,7 @@ class Converter:
         subvolume = doc.get("subvolume") or {}
         if subvolume.get("name") and subvolume["name"] != doc.get("name"):
             self.warn("kylo", doc, f"its subvolume is named {subvolume['name']!r}: the share's name is used")
+        export_id: object  # a number, or what the Go document held when it is not one
         try:
             export_id = int(doc.get("export_id") or 0)
         except (TypeError, ValueError):
@@ -900,7 +908,8 @@ class Converter:
                           "ports": r.get("ports", "")} for r in doc.get("dnat_rules") or []],
                 "vpc_peerings": peerings, "zones": zones, "virtual_ips": virtual_ips, "state": "ready"}
 
-    def _zone_of_kompute(self, kompute: Document) -> str:
+    def _zone_of_kompute(self, kompute: Document) -> object:
+        """The ``zone_id`` of the Kaktus of *kompute*'s instance, as the Go document holds it ("" if none)."""
         instance = self.ctx.get("instance", kompute.get("instance_id")) or {}
         kaktus = self.ctx.get("kaktus", instance.get("kaktus_id")) or {}
         return kaktus.get("zone_id", "")
@@ -972,7 +981,7 @@ class Converter:
 # -- running it -----------------------------------------------------------------------------------------------------
 
 
-def _rename_legacy(db: typing.Any, report: Report) -> None:
+def _rename_legacy(db: AnyDatabase, report: Report) -> None:
     existing = existing_collections(db)
     for legacy, name in LEGACY_NAMES.items():
         if legacy not in existing:
@@ -988,7 +997,7 @@ def _rename_legacy(db: typing.Any, report: Report) -> None:
         report.renamed.append(f"collection {legacy} to {name}")
 
 
-def _upgrade_to_v2(db: typing.Any) -> None:
+def _upgrade_to_v2(db: AnyDatabase) -> None:
     """What the Go Kahuna's own --migrate does to documents of version 0 and 1."""
     existing = existing_collections(db)
     old = _outdated(GO_VERSION)
@@ -1033,7 +1042,7 @@ def _has_path(doc: Document, path: str) -> bool:
     return True
 
 
-def _keep_originals(db: typing.Any, existing: set[str], report: Report) -> None:
+def _keep_originals(db: AnyDatabase, existing: set[str], report: Report) -> None:
     for name in GO_COLLECTIONS:
         if name not in existing:
             continue
@@ -1049,7 +1058,8 @@ def _without_id(doc: Document) -> Document:
     return {key: value for key, value in doc.items() if key != "_id"}
 
 
-def _unique_conflicts(db: typing.Any, target: str, writes: list[Document], kinds: typing.Any) -> list[str]:
+def _unique_conflicts(db: AnyDatabase, target: str, writes: list[Document],
+                      kinds: typing.Mapping[str, Kind]) -> list[str]:
     kind = kinds.get(target)
     if kind is None:
         return []
@@ -1060,7 +1070,7 @@ def _unique_conflicts(db: typing.Any, target: str, writes: list[Document], kinds
     for index in kind.indexes:
         if not index.unique:
             continue
-        seen: dict[tuple, str] = {}
+        seen: dict[tuple[str, ...], str] = {}
         for doc in [*current, *writes]:
             key = tuple(str(_get_path(doc, k)) for k in index.keys)
             label = doc.get("name") or str(doc["_id"])
@@ -1079,12 +1089,21 @@ def _get_path(doc: Document, path: str) -> typing.Any:
     return value
 
 
+@dataclass
+class _UnknownField:
+    """A field of a Go collection that no conversion reads: how many documents hold it, and whether it was kept on
+    the converted documents (a top-level field is; a nested one is not)."""
+
+    count: int = 0
+    kept: bool = False
+
+
 CONVERSION_ORDER = ("user", "team", "token", "agent", "region", "zone", "kaktus", "kiwi", "storage_pool", "nfs",
                     "template", "vnet", "subnet", "adapter", "dns_record", "project", "volume", "instance",
                     "kompute", "kylo", "kawaii", "ipsec", "konvey", "mzr", "har")
 
 
-def convert(db: typing.Any, kinds: typing.Mapping[str, typing.Any], own_collections: typing.Iterable[str],
+def convert(db: AnyDatabase, kinds: typing.Mapping[str, Kind], own_collections: typing.Iterable[str],
             registration_lifetime: datetime.timedelta = datetime.timedelta(hours=72),
             reset_lifetime: datetime.timedelta = datetime.timedelta(hours=1)) -> Report:
     """Convert every Go document of *db*; *kinds* are this Kahuna's collections (schema.KINDS_BY_COLLECTION)."""
@@ -1106,14 +1125,13 @@ def convert(db: typing.Any, kinds: typing.Mapping[str, typing.Any], own_collecti
     converter = Converter(context, report, utcnow(), registration_lifetime, reset_lifetime)
     writes: dict[str, list[Document]] = {}
     removed: dict[str, list[typing.Any]] = {}
-    unknown: dict[str, dict[str, int]] = {}
+    unknown: dict[str, dict[str, _UnknownField]] = {}
     for name in CONVERSION_ORDER:
         for doc in live.get(name, []):
             found: set[str] = set()
             _unknown_paths(doc, "", KNOWN[name], DERIVED.get(name, ()), found)
             for path in found:
-                unknown.setdefault(name, {}).setdefault(path, [0, False])
-                unknown[name][path][0] += 1
+                unknown.setdefault(name, {}).setdefault(path, _UnknownField()).count += 1
             derived = [f for f in DERIVED.get(name, ()) if f in doc]
             if derived:
                 report.recomputed.setdefault(name, set()).update(derived)
@@ -1128,14 +1146,15 @@ def convert(db: typing.Any, kinds: typing.Mapping[str, typing.Any], own_collecti
             for path in found:
                 if "." not in path and "[" not in path:
                     new[path] = doc[path]
-                    unknown[name][path][1] = True
+                    unknown[name][path].kept = True
             writes.setdefault(TARGET[name], []).append(new)
             if name in FOLDED:
                 removed.setdefault(name, []).append(doc["_id"])
     for name, paths in sorted(unknown.items()):
-        for path, (count, kept_it) in sorted(paths.items()):
-            kept = "kept as it is on the converted documents" if kept_it else "not converted"
-            report.not_understood.append(f"field {name}.{path} ({count} document(s)): {kept}")
+        for path in sorted(paths):
+            unknown_field = paths[path]
+            kept = "kept as it is on the converted documents" if unknown_field.kept else "not converted"
+            report.not_understood.append(f"field {name}.{path} ({unknown_field.count} document(s)): {kept}")
     conflicts = [c for target, docs in writes.items() for c in _unique_conflicts(db, target, docs, kinds)]
     if conflicts:
         raise ConversionError("the converted documents break this Kahuna's uniqueness rules (nothing converted; "
@@ -1148,9 +1167,10 @@ def convert(db: typing.Any, kinds: typing.Mapping[str, typing.Any], own_collecti
     return report
 
 
-def _write(db: typing.Any, writes: dict[str, list[Document]], removed: dict[str, list[typing.Any]]) -> None:
+def _write(db: AnyDatabase, writes: dict[str, list[Document]], removed: dict[str, list[typing.Any]]) -> None:
     outdated = _outdated(TARGET_VERSION)
     for target, docs in writes.items():
+        operations: list[UpdateOne | ReplaceOne[Document]]
         if target in NEW_COLLECTIONS:
             # A new collection: the converted document is added unless a previous run added it.
             operations = [UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": _without_id(doc)}, upsert=True)
@@ -1164,7 +1184,7 @@ def _write(db: typing.Any, writes: dict[str, list[Document]], removed: dict[str,
             db[name].drop()
 
 
-def _report_unknown_collections(existing: set[str], kinds: typing.Mapping[str, typing.Any],
+def _report_unknown_collections(existing: set[str], kinds: typing.Mapping[str, Kind],
                                 own_collections: typing.Iterable[str], report: Report) -> None:
     known = set(GO_COLLECTIONS) | set(kinds) | set(own_collections) | set(LEGACY_NAMES)
     for name in sorted(existing):

@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 
 import pymongo
-from pymongo.database import Database
 
 from kahuna.storage import go_import
+from kahuna.storage.cache import AnyDatabase
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class SchemaError(Exception):
     """The database does not match this Kahuna; the message says what to run."""
 
 
-def ensure_indexes(db: Database) -> None:
+def ensure_indexes(db: AnyDatabase) -> None:
     for kind in KINDS:
         collection = db[kind.collection]
         for index in kind.indexes:
@@ -100,7 +100,7 @@ def ensure_indexes(db: Database) -> None:
                                     unique=index.unique)
 
 
-def check(db: Database) -> None:
+def check(db: AnyDatabase) -> None:
     """Refuse to serve a database that needs ``kahuna migrate`` or that a newer Kahuna wrote."""
     recorded = {doc["_id"]: doc["version"] for doc in db[VERSION_COLLECTION].find()}
     for kind in KINDS:
@@ -118,7 +118,7 @@ def check(db: Database) -> None:
         raise SchemaError(f"collection(s) {', '.join(found)} hold Go Kahuna documents: run `kahuna migrate` first")
 
 
-def initialize(db: Database) -> None:
+def initialize(db: AnyDatabase) -> None:
     """Prepare a database for serving: indexes, and versions recorded for new collections."""
     check(db)
     ensure_indexes(db)
@@ -127,7 +127,7 @@ def initialize(db: Database) -> None:
                                           upsert=True)
 
 
-def migrate(db: Database, registration_lifetime: datetime.timedelta = datetime.timedelta(hours=72),
+def migrate(db: AnyDatabase, registration_lifetime: datetime.timedelta = datetime.timedelta(hours=72),
             reset_lifetime: datetime.timedelta = datetime.timedelta(hours=1)) -> go_import.Report:
     """Convert whatever a Go Kahuna left in *db* to the current schema, record the versions, build the indexes.
 
