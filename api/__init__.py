@@ -7,12 +7,14 @@ the contract's schemas, ask a service, and shape the reply; they hold no logic.
 from __future__ import annotations
 
 import inspect
+import json
 import time
 import typing
 from dataclasses import dataclass
+from wsgiref.types import WSGIApplication
 
 import flask_smorest
-from flask import Flask
+from flask import Flask, Response
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -39,8 +41,10 @@ from api import (
 )
 from api.agent_socket import PATH as AGENT_SOCKET_PATH
 from api.agent_socket import AgentSocket
+from api.blueprint import document_errors
+from api.schemas.common import ApiErrorSchema
 from kahuna import API_VERSION
-from kahuna.errors import KahunaError
+from kahuna.errors import KahunaError, error_body
 from kahuna.metrics import Metrics
 from kahuna.services import Services
 
@@ -92,7 +96,10 @@ class _Flask(Flask):
 
 
 class _Api(flask_smorest.Api):
-    def handle_http_exception(self, error: HTTPException):  # noqa: D102 - the contract's error shape
+    #: What handle_http_exception replies with, as the document's default error reply says.
+    ERROR_SCHEMA = ApiErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:  # the contract's error shape
         return errors.handle_http_exception(error)
 
 
@@ -125,10 +132,14 @@ def create_api_app(services: Services) -> Flask:
         "ApiKeyAuth", {"type": "apiKey", "in": "header", "name": "X-API-Key",
                        "description": "API key to authorize machine-to-machine requests."})
     api.spec.components.security_scheme("BearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    document_errors(api.spec)
     for blueprint in RESOURCE_BLUEPRINTS:
         api.register_blueprint(blueprint)
     _register_error_handlers(app)
     return app
+
+
+_PASSIVE_BODY = json.dumps(error_body(503, "this Kahuna node is passive: writes go to the active node")).encode()
 
 
 class _PassiveGate:
@@ -141,8 +152,7 @@ class _PassiveGate:
     def __call__(self, environ: dict, start_response: typing.Callable) -> typing.Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET") not in READ_METHODS and not self.is_active():
             start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "2")])
-            return [b'{"status":503,"error":"Service unavailable.",'
-                    b'"reason":"this Kahuna node is passive: writes go to the active node"}']
+            return [_PASSIVE_BODY]
         return self.application(environ, start_response)
 
 
@@ -169,7 +179,7 @@ class _Measured:
             self.metrics.observe_http(environ.get("REQUEST_METHOD", ""), status[0], time.monotonic() - started)
 
 
-def create_app(services: Services, agent_socket: AgentSocket, node: NodeState):
+def create_app(services: Services, agent_socket: AgentSocket, node: NodeState) -> WSGIApplication:
     """The whole WSGI application: pages at the root, the REST API under /api/v1, agents on /ws."""
     site = _Flask("kahuna")
     site.extensions["kahuna"] = services
@@ -177,9 +187,10 @@ def create_app(services: Services, agent_socket: AgentSocket, node: NodeState):
     site.register_blueprint(pages.blp)
     site.register_blueprint(metadata.blp)
     _register_error_handlers(site)
-    application = DispatcherMiddleware(site, {API_PREFIX: _PassiveGate(create_api_app(services), node.is_active),
-                                              AGENT_SOCKET_PATH: agent_socket})
-    application = _Measured(application, node.metrics)
+    application: WSGIApplication = _Measured(
+        DispatcherMiddleware(site, {API_PREFIX: _PassiveGate(create_api_app(services), node.is_active),
+                                    AGENT_SOCKET_PATH: agent_socket}),
+        node.metrics)
     proxies = services.config.global_.http.trustedProxies
     if proxies:
         # Only the configured number of proxies (Caddy) is trusted for the client address and scheme.

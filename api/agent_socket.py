@@ -14,6 +14,7 @@ HANDSHAKES_AT_ONCE handshakes are checked at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ import gevent.lock
 from werkzeug.datastructures import EnvironHeaders
 
 from actors import AgentInfo, AgentPlane
+from kahuna.errors import error_body
 from kahuna.services.agents import AgentService, HandshakeRefused
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ PATH = "/ws"
 _AGENT = "kahuna.agent"
 _REASONS = {400: "400 Bad Request", 403: "403 Forbidden", 429: "429 Too Many Requests",
             503: "503 Service Unavailable"}
+_NOT_AN_UPGRADE = json.dumps(error_body(400, "GET /ws expects a WebSocket upgrade from a Kowabunga agent")).encode()
 #: Handshakes checked at once. When 10,000 agents dial together, checking them all at once would put thousands
 #: of greenlets in the hub's ready queue, and every other request (a health check, /metrics, the API) would wait
 #: behind all of them for seconds; parked on this semaphore they wait without delaying anyone else.
@@ -57,8 +60,9 @@ class AgentSocket:
         if not self.accepting():
             return _REASONS[503], "Service Unavailable\n"
         try:
+            headers = EnvironHeaders(environ)  # looked up by name, case-insensitively
             with self._admitting:
-                environ[_AGENT] = self.agents.authenticate(EnvironHeaders(environ))
+                environ[_AGENT] = self.agents.authenticate(headers)
         except HandshakeRefused as refusal:
             self._log_refusal(environ, refusal.reason)
             body = f"Bad Request: {refusal.reason}\n" if refusal.status == 400 else "Forbidden\n"
@@ -87,8 +91,7 @@ class AgentSocket:
         agent = environ.get(_AGENT)
         if websocket is None or agent is None:
             start_response("400 Bad Request", [("Content-Type", "application/json")])
-            return [b'{"status":400,"error":"Bad request (wrong input parameters).",'
-                    b'"reason":"GET /ws expects a WebSocket upgrade from a Kowabunga agent"}']
+            return [_NOT_AN_UPGRADE]
         info = AgentInfo(id=agent.id, type=agent.type, name=agent.name, remote=environ.get("REMOTE_ADDR", ""))
         # The socket lives for days and nothing reads the handshake's headers again (parsed by pywsgi, then
         # copied into the environ): let them go, a few KiB for each connected agent.

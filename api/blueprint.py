@@ -9,30 +9,35 @@ import re
 import typing
 
 import flask_smorest
+from apispec import APISpec
 from flask import Response, current_app, g, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from api.errors import DOCUMENTED_ERRORS
+from api.errors import DOCUMENTED_ERRORS, OPERATIONAL_ERRORS
 from api.schemas.common import OBJECT_IDS, ApiErrorSchema
 from kahuna import access
 from kahuna.access import Identity
-from kahuna.errors import Unauthorized
+from kahuna.errors import STATUSES, Unauthorized
 from kahuna.services import Services
-
-_ERROR_DESCRIPTIONS = {
-    400: "BadRequest error: Bad request (wrong input parameters).",
-    401: "Unauthorized error: Unauthorized resource access (wrong auth/credentials).",
-    403: "Forbidden error: Forbidden resource access (restricted access control).",
-    404: "NotFound error: Specified resource does not exist.",
-    409: "Conflict error: A similar resource already exists or resource is still being referenced somewhere.",
-    422: "UnprocessableEntity error: Server can't process request.",
-    507: "InsufficientResource error: Server can't allocate resources (logical quotas or physical limits hit).",
-}
-
 
 #: Operations that count attempts and answer 429 past their limits (kahuna.services.throttling).
 THROTTLED_OPERATIONS = ("Login", "ResetPassword")
+
+
+def document_errors(spec: APISpec) -> None:
+    """Add the error replies of :data:`kahuna.errors.STATUSES` to *spec*'s ``components/responses``, by the
+    contract's names (``BadRequest``...), for :meth:`Blueprint.operation` to refer to. Lazily: only those an
+    operation refers to are in the document."""
+    for status, error in STATUSES.items():
+        response: dict[str, typing.Any] = {
+            "description": f"{error.name} error: {error.title}",
+            "content": {"application/json": {"schema": ApiErrorSchema}},
+        }
+        if status in OPERATIONAL_ERRORS:
+            response["headers"] = {"Retry-After": {"description": "Seconds to wait before trying again.",
+                                                   "schema": {"type": "integer"}}}
+        spec.components.response(error.name, response, lazy=True)
 
 
 def services() -> Services:
@@ -153,28 +158,28 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonBodyParser()
 
     def ids_response(self) -> typing.Callable:
-        """A 200 reply holding the contract's ObjectIds: a JSON array of id strings."""
+        """A 200 reply holding the contract's ObjectIds: a JSON array of id strings.
 
-        def decorator(view: typing.Callable) -> typing.Callable:
-            wrapped = self.response(200, description="Returns an array of object IDs.")(view)
-            wrapped._apidoc["response"]["responses"][200][-1]["schema"] = OBJECT_IDS
-            return wrapped
-
-        return decorator
+        Documentation only: the view returns a list, which Flask replies with as JSON (no marshmallow schema
+        describes a bare array of strings, so :meth:`response` has nothing to dump it with).
+        """
+        return self.alt_response(200, schema=OBJECT_IDS, description="Returns an array of object IDs.",
+                                 success=True)
 
     def operation(self, operation_id: str) -> typing.Callable:
         """Decorate a MethodView method (outermost) as the contract's *operation_id*.
 
-        Sets the operationId, documents the error replies of its HTTP method, and
-        checks the caller against the operation's rule in :data:`kahuna.access.RULES`
-        before the request body is even parsed.
+        Sets the operationId, documents the error replies of its HTTP method (references to the responses
+        :func:`document_errors` adds), and checks the caller against the operation's rule in
+        :data:`kahuna.access.RULES` before the request body is even parsed.
         """
         rule = access.rule_for(operation_id)
+        public = isinstance(rule, access.Public)
 
         def decorator(view: typing.Callable) -> typing.Callable:
             @functools.wraps(view)
             def guarded(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
-                if not isinstance(rule, access.Public):
+                if not public:
                     gate = services().access
                     environ = request.environ  # the headers X-API-Key and Authorization, as request.headers has them
                     caller = gate.identify(environ.get("HTTP_X_API_KEY"), environ.get("HTTP_AUTHORIZATION"))
@@ -182,23 +187,14 @@ class Blueprint(flask_smorest.Blueprint):
                     g.identity = caller
                 return view(*args, **kwargs)
 
-            guarded.operation_id = operation_id  # type: ignore[attr-defined]
-            method = view.__name__.upper()
-            documented = guarded
-            for status in DOCUMENTED_ERRORS.get(method, ()):
-                documented = self.alt_response(status, schema=ApiErrorSchema,
-                                               description=_ERROR_DESCRIPTIONS[status])(documented)
+            errors = DOCUMENTED_ERRORS.get(view.__name__.upper(), ())
             if operation_id in THROTTLED_OPERATIONS:
-                documented = self.alt_response(
-                    429, schema=ApiErrorSchema,
-                    description="TooManyRequests error: too many attempts, see Retry-After.")(documented)
-            doc: dict[str, typing.Any] = {"operationId": operation_id}
-            if isinstance(rule, access.Public):
+                errors += (429,)
+            doc: dict[str, typing.Any] = {"operationId": operation_id,
+                                          "responses": {status: STATUSES[status].name for status in errors}}
+            if public:
                 doc["security"] = []
-            documented = self.doc(**doc)(documented)
-            # alt_response and doc only document: at run time their wrappers would merely call the next one
-            # (six calls a request). The route serves the guarded view itself, with the documentation they built.
-            guarded.__dict__.update({k: v for k, v in documented.__dict__.items() if k != "__wrapped__"})
-            return guarded
+            # One doc() for all of it: each documenting decorator is also a wrapper called at every request.
+            return self.doc(**doc)(guarded)
 
         return decorator

@@ -9,16 +9,7 @@ from flask import Response, jsonify, request
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from kahuna.errors import (
-    BadRequest,
-    Forbidden,
-    KahunaError,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-    Unavailable,
-    Unprocessable,
-)
+from kahuna.errors import KahunaError, error_body
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +26,6 @@ DOCUMENTED_ERRORS = {
 #: Operational statuses any operation may answer: throttled, or the database is away.
 OPERATIONAL_ERRORS = (429, 503)
 
-_TITLES = {cls.status: cls.title for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable,
-                                            TooManyRequests, Unavailable)}
-_TITLES.update({409: "A similar resource already exists or resource is still being referenced somewhere.",
-                405: "Method not allowed.", 413: "Request body too large.", 500: "Internal server error.",
-                507: "Server can't allocate resources (logical quotas or physical limits hit)."})
-
 
 def documented_status(status: int) -> int:
     """*status*, or 422 when the operation's method does not document it."""
@@ -54,8 +39,7 @@ def documented_status(status: int) -> int:
 
 def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
     status = documented_status(status)
-    body = {"status": status, "error": _TITLES.get(status, "Error."), "reason": reason}
-    response = jsonify(body)
+    response = jsonify(error_body(status, reason))
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="kowabunga"'

@@ -6,8 +6,9 @@ mail scanner that prefetches the link cannot use it up.
 
 from __future__ import annotations
 
-import html
+import typing
 
+import jinja2
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.blueprint import services
@@ -15,36 +16,47 @@ from kahuna import API_VERSION, CODENAME, __version__
 from kahuna.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kahuna.services.users import InvalidLink
 
+if typing.TYPE_CHECKING:
+    from api import NodeState
+
 blp = Blueprint("pages", __name__)
 
-_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Kowabunga</title></head>
-<body style="font-family:sans-serif;margin:3em"><h1>Kowabunga</h1>{body}</body></html>"""
+#: The pages' templates. Every value is escaped (autoescape): the user and token of a link are the client's.
+_TEMPLATES = jinja2.Environment(autoescape=True, loader=jinja2.DictLoader({
+    "page.html": """<!doctype html><html><head><meta charset="utf-8"><title>Kowabunga</title></head>
+<body style="font-family:sans-serif;margin:3em"><h1>Kowabunga</h1>{% block body %}{% endblock %}</body></html>""",
+    # What a link opens: a button, whose POST (the same URL, the same user and token) does the work.
+    "link.html": """{% extends "page.html" %}{% block body -%}
+<p>{{ title }}</p><form method='post'>\
+<input type='hidden' name='user' value='{{ user }}'>\
+<input type='hidden' name='token' value='{{ token }}'>\
+<button type='submit'>{{ button }}</button></form>
+{%- endblock %}""",
+    "message.html": """{% extends "page.html" %}{% block body %}<p>{{ message }}</p>{% endblock %}""",
+}))
 
 
-def _page(body: str, status: int = 200) -> Response:
-    return Response(_PAGE.format(body=body), status=status, mimetype="text/html")
+def _page(template: str, status: int = 200, **values: str) -> Response:
+    html = _TEMPLATES.get_template(template).render(**values)
+    return Response(html, status=status, mimetype="text/html")
 
 
-def _link_page(title: str, button: str, action,
+def _link_page(title: str, button: str, action: typing.Callable[[str, str], object],
                done: str = "Done. Your password has been sent to you by e-mail.") -> Response:
     user_id = request.values.get("user", "")
     token = request.values.get("token", "")
     if request.method == "GET":
-        return _page(
-            f"<p>{html.escape(title)}</p><form method='post'>"
-            f"<input type='hidden' name='user' value='{html.escape(user_id, quote=True)}'>"
-            f"<input type='hidden' name='token' value='{html.escape(token, quote=True)}'>"
-            f"<button type='submit'>{html.escape(button)}</button></form>")
+        return _page("link.html", title=title, button=button, user=user_id, token=token)
     if not _node().is_active():
         # Like every write, following a link belongs to the active node (which alone caches and writes).
-        response = _page("<p>This Kowabunga node is on standby: try again in a moment.</p>", 503)
+        response = _page("message.html", 503, message="This Kowabunga node is on standby: try again in a moment.")
         response.headers["Retry-After"] = "2"
         return response
     try:
         action(user_id, token)
     except InvalidLink as exc:
-        return _page(f"<p>{html.escape(str(exc).capitalize())}.</p>", 403)
-    return _page(f"<p>{html.escape(done)}</p>")
+        return _page("message.html", 403, message=f"{str(exc).capitalize()}.")
+    return _page("message.html", message=done)
 
 
 @blp.route("/confirm", methods=["GET", "POST"])
@@ -71,7 +83,7 @@ def version() -> Response:
     return Response(f"{__version__} ({CODENAME}, API {API_VERSION})\n", mimetype="text/plain")
 
 
-def _node():
+def _node() -> NodeState:
     return current_app.extensions["kahuna.node"]
 
 

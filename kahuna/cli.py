@@ -94,12 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bootstrap-admin":
             return _print_bootstrap_admin(kahuna, args.email)
         _print_bootstrap_admin(kahuna, None, quiet=True)
-        kahuna.listen(port=args.port)
+        server = kahuna.listen(port=args.port)
         # What start-up built (modules, the app, the schemas), and later the connected agents, live long:
         # keep them out of the garbage collector's full passes, which would walk them all each time.
         collector.keep_long_lived_aside()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            gevent.signal_handler(signum, kahuna.server.stop, config.global_.http.shutdownGraceSeconds)
+            gevent.signal_handler(signum, server.stop, config.global_.http.shutdownGraceSeconds)
         kahuna.serve_forever()
         log.info("stopped")
         return 0

@@ -6,7 +6,9 @@ in the package (``kahuna/data/cloud-init/``, loaded through importlib.resources,
 are found wherever and however Kahuna is installed), or those of the directory named by
 ``global.cloudinit.templates``. They receive
 the :class:`Seed` as ``seed``; a template that refers to an undefined value fails the
-instance creation with the template's name, rather than writing a truncated file.
+instance creation with the template's name, rather than writing a truncated file. Besides
+Jinja's own filters, ``tojson`` (a value that may hold anything, as a YAML string) among
+them, they have ``b64encode``.
 
 The ISO is plain ISO9660 with the volume label ``cidata`` and the lowercase primary
 names ``user-data;1``, ``meta-data;1``, ``network-config;1`` (interchange level 4):
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -74,6 +78,22 @@ class Seed:
     controller_agent_token: str = ""
 
 
+#: What ``json.dumps(..., ensure_ascii=False)`` leaves unescaped but a YAML template should not: every character
+#: but printable ASCII and those beyond U+FFFF (JSON escapes the controls below U+0020 itself).
+_YAML_ESCAPED = re.compile(r"[^\x00-\x7e\U00010000-\U0010ffff]")
+
+
+def _json_for_yaml(value: typing.Any, **kwargs: typing.Any) -> str:
+    """``json.dumps`` for the ``tojson`` filter of YAML templates (Jinja's policy ``json.dumps_function``).
+
+    As with ``ensure_ascii`` (Jinja's default), but for the characters beyond U+FFFF: JSON escapes one as a
+    UTF-16 surrogate pair, which YAML (PyYAML, what cloud-init reads with) takes for two code points, whereas
+    YAML reads such a character written as itself just like JSON does.
+    """
+    text = json.dumps(value, **{**kwargs, "ensure_ascii": False})
+    return _YAML_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 class Templates:
     def __init__(self, directory: str | Path = ""):
         """*directory*: the operator's templates (``global.cloudinit.templates``); empty: the shipped ones."""
@@ -91,8 +111,9 @@ class Templates:
             autoescape=False,  # noqa: S701 - YAML and scripts, not HTML
         )
         self.environment.filters["b64encode"] = lambda text: base64.b64encode(str(text).encode()).decode()
-        self.environment.filters["yaml_quote"] = lambda text: '"' + str(text).replace("\\", "\\\\").replace(
-            '"', '\\"') + '"'
+        # A value that may hold anything is written with Jinja's tojson: a JSON string is a YAML double-quoted
+        # scalar of the same value, but for one thing, which _json_for_yaml takes care of.
+        self.environment.policies["json.dumps_function"] = _json_for_yaml
         for os in OPERATING_SYSTEMS:  # compiled now rather than during a request (a few ms each)
             for name in DOCUMENTS:
                 try:

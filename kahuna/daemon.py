@@ -131,9 +131,12 @@ class Kahuna:
                 recovery.take_over(lease_token)
                 services.agents.expect_preload()
 
+            def become_passive() -> None:
+                # The agents go to the new active node.
+                plane.disconnect_all("this Kahuna node is now passive")
+
             lease = LeaseKeeper(open_lease_store, node_identity(g.ha.nodeName), g.ha.leaseSeconds,
-                                on_lost=lambda: plane.disconnect_all("this Kahuna node is now passive"),
-                                on_gained=become_writer)
+                                on_lost=become_passive, on_gained=become_writer)
             is_active = lease.is_active
         else:
             recovery.take_over()

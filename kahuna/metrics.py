@@ -15,7 +15,7 @@ import typing
 
 import gevent
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from kahuna.storage import Database, schema
 
@@ -111,7 +111,7 @@ class _StateCollector:
     def describe(self) -> list:
         return []
 
-    def collect(self) -> typing.Iterator[GaugeMetricFamily]:
+    def collect(self) -> typing.Iterator[Metric]:
         agents = GaugeMetricFamily("kahuna_agents_connected", "Agents connected to this node.", labels=["type"])
         counts = {"Kaktus": 0, "Kiwi": 0, "Kontroller": 0, **self.connected_by_type()}
         for agent_type, count in sorted(counts.items()):

@@ -13,6 +13,8 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from kahuna.errors import error_body
+
 log = logging.getLogger(__name__)
 
 #: Replies up to this size leave in one send(), headers and body together.
@@ -63,8 +65,7 @@ _CLOSE = _Close()
 
 def _too_large(limit: int) -> typing.Callable:
     """The WSGI application answering 413 in the API's error shape (``api/errors.py``), then closing."""
-    body = json.dumps({"status": 413, "error": "Request body too large.",
-                       "reason": f"the request body is over the limit of {limit} bytes"}).encode()
+    body = json.dumps(error_body(413, f"the request body is over the limit of {limit} bytes")).encode()
 
     def application(environ: dict, start_response: typing.Callable) -> list[bytes]:
         start_response("413 Request Entity Too Large", [("Content-Type", "application/json"),
@@ -78,9 +79,10 @@ def _too_large(limit: int) -> typing.Callable:
 READ_BUFFER_BYTES = 2048
 
 
-class _FairHandler:
-    """Mixed into the server's handler class: take turns between connections; one send per small reply;
-    a deadline for each request's head; bodies read whole (and capped) before the application runs.
+class _FairHandler(WSGIHandler):
+    """Put before the server's handler class (pywsgi's or a subclass) in its bases: take turns between
+    connections; one send per small reply; a deadline for each request's head; bodies read whole (and capped)
+    before the application runs.
 
     Turns: a keep-alive client that sends its next request as soon as it has the reply often finds
     pywsgi still in its loop, reading that request without ever waiting, hence without yielding:
@@ -109,6 +111,8 @@ class _FairHandler:
     _answered = False
     _evicted = False
     _head_deadline: gevent.Timeout | None = None
+    #: pywsgi's request input; after a 413, the :class:`_BoundedDiscard` standing for it.
+    wsgi_input: typing.Any
 
     def __init__(self, sock: typing.Any, address: typing.Any, server: typing.Any, rfile: typing.Any = None):
         # pywsgi's default read buffer is 8 KiB, kept for the connection's life: an agent's socket lives for

@@ -308,11 +308,11 @@ def describe_greenlet(origin: typing.Any) -> str:
     if isinstance(origin, gevent.hub.Hub):
         return "the hub"
     if isinstance(origin, gevent.Greenlet):
-        run = getattr(origin, "_run", None)
+        name, run = origin.name, getattr(origin, "_run", None)
         if getattr(run, "__self__", None) is origin:  # a subclass's run(), or a greenlet that ended
-            return f"{origin.name} ({type(origin).__name__})"
+            return f"{name} ({type(origin).__name__})"
         function = getattr(run, "__qualname__", None) or type(run).__name__
-        return f"{origin.name} ({function})"
+        return f"{name} ({function})"
     if getattr(origin, "parent", 0) is None:
         return "the main greenlet"
     return type(origin).__name__

@@ -116,7 +116,8 @@ class ObjectIdString(fields.String):
 class StoredDate(fields.Date):
     """A date kept in the database as its ISO string (YYYY-MM-DD), as the Go Kahuna kept it."""
 
-    def _serialize(self, value: typing.Any, attr: typing.Any, obj: typing.Any, **kwargs: typing.Any) -> str | None:
+    def _serialize(self, value: typing.Any, attr: typing.Any, obj: typing.Any,
+                   **kwargs: typing.Any) -> str | float | None:
         return value if isinstance(value, str) else super()._serialize(value, attr, obj, **kwargs)
 
 
