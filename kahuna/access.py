@@ -141,7 +141,7 @@ RULES: dict[str, Rule] = {
     "SetUserPassword": SELF,
     "ResetUserPassword": SELF,
     "SetUserApiToken": SELF,
-    **{f"{verb}Team": SUPER_ADMIN for verb in ("List", "Create", "Read", "Update", "Delete")},
+    **{f"{verb}Team": SUPER_ADMIN for verb in ("Create", "Read", "Update", "Delete")},
     "ListTeams": SUPER_ADMIN,
     **{f"{verb}ApiToken": SUPER_ADMIN for verb in ("Read", "Update", "Delete")},
     "ListApiTokens": SUPER_ADMIN,

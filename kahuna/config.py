@@ -303,10 +303,11 @@ def _coerce(kind: type, value: typing.Any, key: str) -> typing.Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            pass
+        if isinstance(value, str):  # from the environment
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif kind is str:
         if isinstance(value, str):
             return value

@@ -444,7 +444,9 @@ def leftovers(platform: NodePlatform, t) -> list[str]:
 
 
 @pytest.fixture
-def platform(tmp_path, ferretdb, mail_server):
+def node_platform(tmp_path, ferretdb, mail_server):
+    """A ``kahuna serve`` process that the test kills and restarts, with the agents simulated for it
+    (tests/process_platform.py); unlike ``platform``, the test builds the topology on it."""
     running = NodePlatform(tmp_path, ferretdb.uri, f"kahuna_crash_{os.getpid()}_{int(time.time())}", mail_server)
     try:
         yield running
@@ -554,8 +556,8 @@ def crash_round(platform: NodePlatform, t, number: int, band: tuple[int, int], h
     return bool(problems or failures or remaining)
 
 
-def test_kill_9_during_creations_leaves_nothing_half_made(platform):
-    t = build(platform)
+def test_kill_9_during_creations_leaves_nothing_half_made(node_platform):
+    t = build(node_platform)
     standalone_adapters: set[str] = set()
     seen: set[str] = set()
     report: list[str] = [f"seed {SEED}"]
@@ -563,7 +565,8 @@ def test_kill_9_during_creations_leaves_nothing_half_made(platform):
     started = time.monotonic()
     for number, (band, held_types) in enumerate(zip(KILL_BANDS, HELD_BACK, strict=True), 1):
         try:
-            failed = crash_round(platform, t, number, band, held_types, standalone_adapters, seen, report) or failed
+            failed = crash_round(node_platform, t, number, band, held_types, standalone_adapters, seen,
+                                 report) or failed
         except Exception as exc:  # noqa: BLE001 - the report so far is what the lead needs
             report.append(f"round {number}: ABORTED by {type(exc).__name__}: {exc}")
             failed = True
@@ -571,5 +574,5 @@ def test_kill_9_during_creations_leaves_nothing_half_made(platform):
     report.append(f"total {time.monotonic() - started:.0f}s")
     text = "\n".join(report)
     print(text)
-    (platform.workdir / "crash-report.txt").write_text(text)
+    (node_platform.workdir / "crash-report.txt").write_text(text)
     assert not failed, "crash recovery left things behind:\n" + text

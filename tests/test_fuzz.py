@@ -5,18 +5,20 @@ Bounded: a few examples per operation, derandomized, so CI runs the same cases e
 from __future__ import annotations
 
 import kowabunga as k
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
 
 from tests.deployment import MASTER_KEY
 
 EXAMPLES_PER_OPERATION = 6
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_schema_conformance]
 
 
 def fuzz(deployment, headers: dict[str, str]) -> list[str]:
+    # Imported here, not at collection: schemathesis and hypothesis are large, and every pytest run would pay.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import checks
+
+    check_list = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+                  checks.response_schema_conformance]
     document = deployment.http.request("GET", f"{deployment.base_url}/api/v1/openapi.json").json()
     schema = schemathesis.openapi.from_dict(document)
     failures = []
@@ -28,7 +30,7 @@ def fuzz(deployment, headers: dict[str, str]) -> list[str]:
         @given(case=operation.as_strategy())
         def run(case):
             response = case.call(base_url=f"{deployment.base_url}/api/v1", headers=headers, timeout=30)
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(response, checks=check_list)
 
         try:
             run()

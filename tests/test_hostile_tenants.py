@@ -16,16 +16,13 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
-import secrets
 from dataclasses import dataclass
 
 import kowabunga as k
 import pytest
 
 from kahuna.services import metadata as metadata_service
-from tests import topology
-from tests.deployment import Account, Deployment, expect_error
+from tests.deployment import Account, expect_error
 from tests.mailserver import link_in, text_of
 from tests.test_races import race, statuses
 
@@ -34,18 +31,10 @@ ATTACKER = "203.0.113.66"  # where the guesser's requests come from, as Caddy sa
 
 
 @pytest.fixture
-def deployment(ferretdb, mail_server):
-    """A Kahuna that believes one proxy's X-Forwarded-For (as behind Caddy), so tests can speak from several
-    client addresses."""
-    name = f"kahuna_hostile_{os.getpid()}_{secrets.token_hex(4)}"
-    running = Deployment.start(ferretdb.uri, name, mail_server, **{"global.http.trustedProxies": 1})
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
+def deployment_settings():
+    """The Kahuna of ``deployment`` (and so of ``platform``) believes one proxy's X-Forwarded-For (as behind Caddy),
+    so tests can speak from several client addresses."""
+    return {"global.http.trustedProxies": 1}
 
 
 @dataclass

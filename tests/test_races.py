@@ -24,7 +24,6 @@ import kowabunga as k
 import pytest
 import urllib3
 
-from tests import topology
 from tests.deployment import ADMIN_EMAIL, MASTER_KEY, Deployment
 from tests.mailserver import fact_in, link_in
 
@@ -129,11 +128,6 @@ def after(delay: float, task: typing.Callable[[k.ApiClient], typing.Any]) -> typ
 
 
 # -- the platform ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def platform(deployment):
-    return topology.build(deployment, with_templates=True)
 
 
 def db_of(platform_or_deployment) -> typing.Any:
