@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 DATA ?= ./data
 
-.PHONY: install run test lint bench wheel deb clean
+.PHONY: install run test unit lint bench wheel deb clean
 
 install: $(VENV)/.installed .tools/bin/ferretdb .tools/.system-deps
 
@@ -27,9 +27,16 @@ run: install
 test: install lint
 	$(VENV)/bin/python -m pytest
 
-# The rule set and why: pyproject.toml, [tool.ruff.lint].
+# ruff (the rule set and why: pyproject.toml, [tool.ruff.lint]); mypy (strict on the domain's core and the actors,
+# defaults elsewhere: [tool.mypy]); repeated code in kahuna/, actors/ and api/ (scripts/check-duplicates).
 lint: install
 	$(VENV)/bin/ruff check kahuna actors api tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python scripts/check-duplicates
+
+# The fast tier alone: pure modules and services with fakes, no database (tests/unit/).
+unit: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 bench: install
 	$(VENV)/bin/python -m bench
