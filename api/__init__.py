@@ -25,11 +25,14 @@ from api import (
     compute,
     errors,
     kawaii,
+    kmotion,
     konvey,
+    kwarantine,
     metadata,
     networks,
     nodes,
     pages,
+    placement,
     projects,
     records,
     regions,
@@ -54,6 +57,7 @@ RESOURCE_BLUEPRINTS = (
     nodes.kiwi_blp, storage.pool_blp, storage.nfs_blp, storage.template_blp, networks.vnet_blp,
     networks.subnet_blp, networks.adapter_blp, records.blp, compute.volume_blp, compute.instance_blp,
     compute.kompute_blp, compute.kylo_blp, kawaii.blp, konvey.blp,
+    kwarantine.blp, kmotion.blp, placement.blp,
 )
 
 __all__ = ["API_PREFIX", "AgentSocket", "NodeState", "create_app"]

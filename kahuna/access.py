@@ -169,6 +169,22 @@ RULES: dict[str, Rule] = {
     "ListProjectZoneKonveys": MEMBER,
     "CreateProjectRegionKonvey": MEMBER,
     "ListProjectRegionKonveys": MEMBER,
+    # API 0.58: region-wide creation (Kahuna elects the zone), Kwarantine anti-affinity groups (a group is its
+    # project's; adding or removing a member also needs the member to be the group's project's, which the service
+    # checks), kMotion (an operator's move between hypervisors: a plan names Kaktus nodes, which only superAdmins
+    # may read) and Kaktus maintenance.
+    "CreateProjectRegionInstance": MEMBER,
+    "ListProjectRegionInstances": MEMBER,
+    "CreateProjectRegionKompute": MEMBER,
+    "ListProjectRegionKomputes": MEMBER,
+    "CreateProjectKwarantine": MEMBER,
+    "ListProjectKwarantines": MEMBER,
+    "ListKwarantines": SUPER_ADMIN,
+    **{f"{verb}Kwarantine": owned("kwarantine") for verb in ("Read", "Update", "Delete")},
+    **{f"{verb}Kwarantine{kind}": owned("kwarantine")
+       for verb in ("Add", "Remove") for kind in ("Instance", "Kompute")},
+    **{f"{verb}{kind}KMotion": SUPER_ADMIN for verb in ("Plan", "Commit") for kind in ("Instance", "Kompute")},
+    **{f"{verb}KaktusMaintenance": SUPER_ADMIN for verb in ("Enable", "Disable")},
     **{f"{verb}Volume": owned("volume") for verb in ("Read", "Update", "Delete")},
     **{f"{verb}Instance": owned("instance") for verb in ("Read", "Update", "Delete", *_POWER_ACTIONS)},
     "ReadInstanceState": owned("instance"),
@@ -207,6 +223,19 @@ RULES: dict[str, Rule] = {
         "SetVNetDefaultSubnet", "ListVNetSubnets",
     )},
 }
+
+
+#: Operations API 0.58 renamed (the generated names only; method and path unchanged): new name -> 0.53.2 name.
+#: Both names are served, with one rule.
+RENAMED_OPERATIONS = {
+    "ListKaktuses": "ListKaktuss", "ListStorageNFSes": "ListStorageNFSs",
+    "ListRegionStorageNFSes": "ListRegionStorageNFSs", "CreateSubnetAdapter": "CreateAdapter",
+    "CreateRegionKiwi": "CreateKiwi", "CreateRegionStorageNFS": "CreateStorageNFS",
+    "CreateRegionStoragePool": "CreateStoragePool", "CreateRegionVNet": "CreateVNet",
+    "CreateRegionZone": "CreateZone", "CreateVNetSubnet": "CreateSubnet", "CreateZoneKaktus": "CreateKaktus",
+    "CreateStoragePoolTemplate": "CreateTemplate",
+}
+RULES.update({new: RULES[old] for new, old in RENAMED_OPERATIONS.items()})
 
 
 def rule_for(operation_id: str) -> Rule:

@@ -1,4 +1,5 @@
-"""The API contract (``api/contract/openapi.yaml``), parsed once per test session.
+"""The API contracts (``api/contract/openapi.yaml``: 0.53.2; ``openapi-0.58.yaml``: 0.58.0), each parsed once per
+test session.
 
 With libyaml's loader: the pure-Python one took about a second per parse of its 200 KB, and three test
 modules read it when collected.
@@ -10,9 +11,17 @@ from pathlib import Path
 
 import yaml
 
-PATH = Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml"
+PATHS = {"0.53.2": Path(__file__).parents[1] / "api" / "contract" / "openapi.yaml",
+         "0.58.0": Path(__file__).parents[1] / "api" / "contract" / "openapi-0.58.yaml"}
+PATH = PATHS["0.53.2"]
 
 
 @functools.cache
-def contract() -> dict[str, typing.Any]:
-    return yaml.load(PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
+def contract(version: str = "0.53.2") -> dict[str, typing.Any]:
+    return yaml.load(PATHS[version].read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
+def operation_ids(version: str) -> set[str]:
+    """The operationIds of a contract."""
+    return {operation["operationId"] for item in contract(version)["paths"].values()
+            for operation in item.values() if isinstance(operation, dict) and "operationId" in operation}

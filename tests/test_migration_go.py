@@ -250,18 +250,18 @@ def test_what_is_not_understood_is_reported_and_kept(ferretdb):
     kaktus["gpu"] = {"model": "L40S", "count": 2}
     kaktus["capabilities"]["cpu"]["flags"] = ["avx512"]
     documents["instance"][0]["kaktus_id"] = "0123456789abcdef01234567"
-    documents["kwarantine"] = [{"_id": ObjectId(), "name": "suspect", "schema_version": 1}]
+    documents["kwatcher"] = [{"_id": ObjectId(), "name": "suspect", "schema_version": 1}]
     db = load(ferretdb, f"kahuna_go_{os.getpid()}_{next(_names)}", documents)
     try:
         report = db.migrate()
-        assert "collection kwarantine: not a Go Kahuna 0.64 collection, left as it is" in report.not_understood
+        assert "collection kwatcher: not a Go Kahuna 0.64 collection, left as it is" in report.not_understood
         assert "field kaktus.gpu (1 document(s)): kept as it is on the converted documents" in report.not_understood
         assert "field kaktus.capabilities.cpu.flags (1 document(s)): not converted" in report.not_understood
         assert "instance webshop-db: kaktus_id 0123456789abcdef01234567 names no kaktus" in report.warnings
         text = "\n".join(report.lines())
         assert "NOT UNDERSTOOD" in text and "WARNINGS" in text
         assert db.db["kaktus"].find_one({"_id": kaktus["_id"]})["gpu"] == {"model": "L40S", "count": 2}
-        assert db.db["kwarantine"].find_one({})["name"] == "suspect"  # left alone
+        assert db.db["kwatcher"].find_one({})["name"] == "suspect"  # left alone
         db.initialize()
     finally:
         db.client.drop_database(db.name)

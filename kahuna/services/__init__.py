@@ -19,6 +19,7 @@ from kahuna.services.instances import InstanceService
 from kahuna.services.kawaii import KawaiiService
 from kahuna.services.komputes import KomputeService
 from kahuna.services.konvey import KonveyService
+from kahuna.services.kwarantines import KwarantineService
 from kahuna.services.kylos import KyloService
 from kahuna.services.metadata import MetadataService
 from kahuna.services.networks import AdapterService, SubnetService, VNetService
@@ -67,6 +68,7 @@ class Services:
     instances: InstanceService
     komputes: KomputeService
     kylos: KyloService
+    kwarantines: KwarantineService
     kawaiis: KawaiiService
     konveys: KonveyService
     metadata: MetadataService
@@ -116,5 +118,6 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
                     nfs=NfsService(db, serializer),
                     templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,
                     adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,
-                    kylos=KyloService(db, projects, pools), kawaiis=KawaiiService(*compute),
+                    kylos=KyloService(db, projects, pools),
+                    kwarantines=KwarantineService(db, serializer, projects), kawaiis=KawaiiService(*compute),
                     konveys=KonveyService(*compute), metadata=MetadataService(db, pricing, limiter))

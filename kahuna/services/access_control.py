@@ -16,7 +16,7 @@ from kahuna.storage import Database
 #: Where the objects of an :class:`access.OwnedObject` rule are stored.
 OWNED_KIND_COLLECTIONS = {
     "instance": "instance", "volume": "volume", "kompute": "kompute", "kylo": "kylo", "kawaii": "kawaii",
-    "konvey": "konvey", "record": "dns_record",
+    "konvey": "konvey", "record": "dns_record", "kwarantine": "kwarantine",
 }
 
 

@@ -22,7 +22,7 @@ QUOTA_FIELDS: tuple[QuotaName, ...] = typing.get_args(QuotaName)
 NO_QUOTAS: models.Quotas = {"vcpus": 0, "memory": 0, "storage": 0, "instances": 0}  # 0: unlimited
 
 #: Collections of the objects a project owns (their documents carry ``project_id``).
-OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record")
+OWNED_COLLECTIONS = ("instance", "volume", "kompute", "kylo", "kawaii", "konvey", "dns_record", "kwarantine")
 #: Volumes that count in usage, quotas and cost (a cloud-init seed belongs to its instance's cost of nothing).
 BILLED_VOLUME_TYPES = ("os", "raw")
 

@@ -73,6 +73,9 @@ class Database:
         self.ipsecs: Documents[models.KawaiiIpsec] = Documents(self.db["kawaii_ipsec"], "IPsec connection", version)
         self.konveys: Documents[models.Konvey] = Documents(self.db["konvey"], "Konvey", version)
         self.kylos: Documents[models.Kylo] = Documents(self.db["kylo"], "Kylo", version)
+        self.kwarantines: Documents[models.Kwarantine] = Documents(self.db["kwarantine"], "Kwarantine", version)
+        self.kmotion_plans: Documents[models.KMotionPlan] = Documents(self.db["kmotion_plan"], "kMotion plan",
+                                                                      version)
         self.agents: Documents[models.Agent] = Documents(self.db["agent"], "agent", version)
         self.agent_nonces: Documents[models.AgentNonce] = Documents(self.db["agent_nonce"], "agent handshake nonce",
                                                                     version)

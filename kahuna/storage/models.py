@@ -170,6 +170,7 @@ class Kaktus(Named):
     overcommit_cpu_ratio: int
     overcommit_memory_ratio: int
     capabilities: NodeCapabilities
+    maintenance: NotRequired[bool]  # API 0.58: keeps its instances, receives nothing new
 
 
 class Kiwi(Named):
@@ -320,6 +321,10 @@ class Instance(Named):
     profile_id: str
     state: NotRequired[State]
     previous: NotRequired[InstanceResources]  # while a resize is being applied
+    # API 0.58 (absent in documents written before it: read with .get()).
+    kwarantine_ids: NotRequired[list[str]]  # the anti-affinity groups it belongs to (a Kompute's: its instance's)
+    uefi: NotRequired[bool]  # UEFI firmware; absent means BIOS, as before 0.58
+    kmotion_enabled: NotRequired[bool]  # absent means enabled
 
 
 class Kompute(Stored):
@@ -441,6 +446,25 @@ class Konvey(Named):
     vrrp_id: int
     mask: int
     state: NotRequired[State]
+
+
+class Kwarantine(Named):
+    """An anti-affinity group of a project: its members (instances, and Komputes through their instance) hold its
+    id in ``kwarantine_ids``, so a deleted member leaves no trace to clean up."""
+
+    project_id: str
+    policy: Literal["host", "zone"]  # no two members on one Kaktus, or in one zone
+
+
+class KMotionPlan(Stored):
+    """A kMotion plan: single use, short-lived, tied to its instance (and Kompute, when made for one)."""
+
+    instance_id: str
+    kompute_id: str  # "" for a plain instance
+    source_kaktus_id: str
+    target_kaktus_id: str
+    live: bool
+    expires_at: datetime.datetime
 
 
 class Kylo(Named):

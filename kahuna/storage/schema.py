@@ -80,6 +80,9 @@ KINDS: tuple[Kind, ...] = (
                                   Index(("kawaii_id", "remote_ip"), unique=True))),
     Kind("konvey", indexes=(Index(("project_id", "name"), unique=True),)),
     Kind("kylo", indexes=(Index(("nfs_id", "name"), unique=True), Index(("project_id",)))),
+    # API 0.58: anti-affinity groups (members point to them: instance.kwarantine_ids) and kMotion plans.
+    Kind("kwarantine", indexes=(Index(("project_id", "name"), unique=True),)),
+    Kind("kmotion_plan", indexes=(Index(("instance_id",)),)),
     # Settings and leases: small singleton documents keyed by name.
     Kind("settings"),
 )
