@@ -48,7 +48,10 @@ DEFAULT_TIMEOUT = 30.0
 #: only ever waits for keys of a later rank, so no two operations wait on each other.
 KEY_ORDER = ("superadmins", "user", "token", "domains", "kawaii", "konvey", "kylo", "kompute", "instance", "volume",
              "project",
-             "region", "nfs", "region-subnets", "vnet", "zone", "pool", "subnet", "adapter")
+             "region", "nfs", "region-subnets", "vnet", "zone", "pool", "subnet", "adapter",
+             # Last: a Kwarantine group is taken with its members' owners (membership) or with a zone's (a placement
+             # that must honour the group), never before them.
+             "kwarantine")
 #: Owners of one object, held across its agents' work: their callers wait longer.
 OBJECT_KEYS = ("kawaii", "konvey", "kylo", "kompute", "instance", "volume")
 OBJECT_TIMEOUT = 900.0

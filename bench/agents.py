@@ -32,7 +32,8 @@ from tests.simulator import VERSIONS
 
 NODE = rpc.kaktus.NodeCapabilities
 #: What a simulated Kaktus answers to Capabilities (tests/simulator.py).
-KNOWN_CAPABILITIES = {"version": VERSIONS[rpc.KAKTUS], "methods": sorted(rpc.CATALOG[rpc.KAKTUS])}
+KNOWN_CAPABILITIES = {"version": VERSIONS[rpc.KAKTUS], "methods": sorted(
+    name for name, method in rpc.CATALOG[rpc.KAKTUS].items() if method.since != rpc.kaktus.PROPOSAL)}
 
 
 def rss_mib() -> float:

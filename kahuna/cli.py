@@ -6,12 +6,13 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
-from kahuna import API_VERSION, CODENAME, __version__, collector  # noqa: E402
+from kahuna import VERSION_LINE, collector  # noqa: E402
 from kahuna.config import ConfigError, load, maildir_of  # noqa: E402
 from kahuna.daemon import Kahuna, configure_logging, log  # noqa: E402
 from kahuna.storage import Database  # noqa: E402
@@ -23,7 +24,7 @@ DEFAULT_CONFIG = "/etc/kowabunga/kahuna.yml"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kahuna", description="Kahuna, the Kowabunga orchestrator.")
-    parser.add_argument("-v", "--version", action="version", version=f"{__version__} ({CODENAME}, API {API_VERSION})")
+    parser.add_argument("-v", "--version", action="version", version=VERSION_LINE)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -43,13 +44,24 @@ def _parser() -> argparse.ArgumentParser:
     command("check-config", "validate the configuration, then exit")
     bootstrap = command("bootstrap-admin", "create the first superAdmin if there is no user yet")
     bootstrap.add_argument("--email", help="its e-mail address (default global.adminEmail)")
+    drain = command("drain", "move every instance off a Kaktus node in maintenance (kMotion), through the running "
+                             "Kahuna's API")
+    drain.add_argument("kaktus", metavar="KAKTUS", help="the node's name or id")
+    drain.add_argument("--url", help="the API's base URL (default global.publicUrl + /api/v1)")
+    drain.add_argument("--api-key", help="a superAdmin API key (default global.apiKey, or KAHUNA_API_KEY)")
+    drain.add_argument("--enable-maintenance", action="store_true",
+                       help="put the node in maintenance first if it is not (a drain requires it)")
+    drain.add_argument("--allow-cold", action="store_true",
+                       help="move instances that cannot move live by shutting them down and restarting them on "
+                            "their new host (released Kaktus agents move cold only)")
     return parser
 
 
 def _config(args: argparse.Namespace):
     path = args.config
     if path is None and not args.embedded:
-        path = DEFAULT_CONFIG
+        # A drain is a client: with --url and --api-key it needs no configuration file.
+        path = None if args.command == "drain" and not os.path.exists(DEFAULT_CONFIG) else DEFAULT_CONFIG
     overrides: dict[str, object] = {}
     defaults: dict[str, object] = {}
     if args.embedded:
@@ -76,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kahuna: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.global_.logLevel)
+    if args.command == "drain":
+        return _drain(config, args)
     if args.command == "check-config":
         print("configuration is valid")
         print(f"e-mails are {_mail_destination(config)}")
@@ -117,6 +131,23 @@ def _print_bootstrap_admin(kahuna: Kahuna, email: str | None, quiet: bool = Fals
     print(f"Bootstrap superAdmin created. Log in with e-mail {address} and password {password}\n"
           f"(shown once; change it with PUT /api/v1/user/<id>/password or reset it by e-mail).", flush=True)
     return 0
+
+
+def _drain(config, args: argparse.Namespace) -> int:
+    from kahuna.drain import Api, ApiError, Drain, DrainError
+
+    url = args.url or f"{config.global_.publicUrl.rstrip('/')}/api/v1"
+    api_key = args.api_key or config.global_.apiKey
+    if not api_key:
+        print("kahuna: drain needs a superAdmin API key: --api-key, KAHUNA_API_KEY or global.apiKey", file=sys.stderr)
+        return 2
+    try:
+        report = Drain(Api(url, api_key), out=lambda line: print(line, flush=True)).run(
+            args.kaktus, enable_maintenance=args.enable_maintenance, allow_cold=args.allow_cold)
+    except (DrainError, ApiError) as exc:
+        print(f"kahuna: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report.left == 0 else 1
 
 
 def _migrate(config) -> int:

@@ -171,6 +171,14 @@ class WatchdogConfig:
 
 
 @dataclass(frozen=True)
+class KMotionConfig:
+    # A kMotion plan must be committed within this; an expired plan is refused (404) and pruned.
+    planTtlSeconds: float = 300.0
+    # A cold kMotion asks the guest to shut down, and powers it off once this has passed.
+    shutdownGraceSeconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     logLevel: str = "INFO"
     publicUrl: str = "http://127.0.0.1:8080"
@@ -186,6 +194,7 @@ class GlobalConfig:
     agents: AgentsConfig = field(default_factory=AgentsConfig)
     ha: HaConfig = field(default_factory=HaConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    kmotion: KMotionConfig = field(default_factory=KMotionConfig)
 
 
 @dataclass(frozen=True)
@@ -370,6 +379,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("global.ha.leaseSeconds must be more than 0")
     if g.watchdog.thresholdMs <= 0:
         raise ConfigError("global.watchdog.thresholdMs must be more than 0")
+    if g.kmotion.planTtlSeconds <= 0:
+        raise ConfigError("global.kmotion.planTtlSeconds must be more than 0")
+    if g.kmotion.shutdownGraceSeconds < 0:
+        raise ConfigError("global.kmotion.shutdownGraceSeconds must be 0 or more")
 
 
 def _to_raw(value: typing.Any) -> typing.Any:

@@ -5,7 +5,13 @@ same headers (or the signed handshake), serves the whole RPC catalog of its type
 (:mod:`kahuna.rpc`) from one greenlet per request as the Go agents do, answers
 pings, and keeps in-memory state (domains, volumes, DNS records, NFS exports)
 so that a test can check what Kahuna asked for. Behaviours can be injected:
-delays, failures, requests left unanswered, a connection dropped mid-call.
+delays, failures, requests left unanswered, a connection dropped mid-call, guests
+that ignore a graceful shutdown.
+
+A simulated Kaktus serves and advertises exactly the methods of the released agents; the
+proposed live-migration methods (``since="proposal"`` in :mod:`kahuna.rpc.kaktus`) only when
+built with ``live_migration=True``, and then really moves the domain to the simulated Kaktus
+that prepared the migration.
 
 Like a Go agent, it can be made to answer each request after its own random delay
 and write its replies without any lock (``Behaviour.jitter`` and
@@ -23,6 +29,7 @@ import logging
 import random
 import secrets
 import typing
+import weakref
 from dataclasses import dataclass, field
 
 import gevent
@@ -43,6 +50,8 @@ INSTANCE_STATES = {
     rpc.InstanceAction.PM_SUSPEND: "Paused", rpc.InstanceAction.PM_RESUME: "Running",
 }
 TEMPLATE_SIZE = 2 << 30
+#: The simulated Kaktus agents that prepared a live migration, by the URI they answered.
+MIGRATION_TARGETS: weakref.WeakValueDictionary[str, SimulatedAgent] = weakref.WeakValueDictionary()
 
 
 class AgentFault(Exception):
@@ -88,11 +97,14 @@ class Behaviour:
     jitter: float = 0.0
     # Replies written without the write lock, as each Go agent goroutine writes its own.
     unlocked_replies: bool = False
+    # Domains whose guest ignores a graceful shutdown (ACPI): only a forced power-off stops them.
+    ignore_shutdown: set[str] = field(default_factory=set)
 
 
 class SimulatedAgent:
     def __init__(self, url: str, agent_type: str, agent_id: str, api_key: str, *, signed: bool = False,
-                 name: str = "", ca_file: str | None = None, fallback_urls: typing.Sequence[str] = ()):
+                 name: str = "", ca_file: str | None = None, fallback_urls: typing.Sequence[str] = (),
+                 live_migration: bool = False):
         # With fallbacks (the nodes of a pair dialled directly, as through a virtual IP), each failed dial
         # moves to the next URL.
         self._urls = [u.rstrip("/") + "/ws" for u in (url, *fallback_urls)]
@@ -105,7 +117,9 @@ class SimulatedAgent:
         self.signed = signed
         self.name = name or agent_id
         self.behaviour = Behaviour()
-        self.catalog = rpc.CATALOG[agent_type]
+        # What it serves and advertises: the released methods, and the proposals only when asked.
+        self.catalog = {name: method for name, method in rpc.CATALOG[agent_type].items()
+                        if live_migration or method.since != rpc.kaktus.PROPOSAL}
         self.calls: list[tuple[str, dict]] = []
         # Requests received and not answered yet, and the most there ever were at once.
         self.outstanding = 0
@@ -242,7 +256,7 @@ class SimulatedAgent:
             return
         # Dispatched by the wire name read off the request, as the Go agents' RPC server does.
         method = rpc.METHODS.get(wire_name) if isinstance(wire_name, str) else None
-        if method is None or method.agent_type != self.type or raw_params is None:
+        if method is None or method.agent_type != self.type or method.name not in self.catalog or raw_params is None:
             return  # what the Go agents do: log, and never reply
         name = method.name
         params = method.decode_params(raw_params)
@@ -348,7 +362,31 @@ class SimulatedAgent:
             raise AgentFault(f"unsupported instance operation: {p['Action']}")
         if p["Action"] == rpc.InstanceAction.AUTO_START:
             instance["Autostart"] = True
+        if p["Action"] == rpc.InstanceAction.SOFT_SHUTDOWN and p["Name"] in self.behaviour.ignore_shutdown:
+            return
         instance["State"] = INSTANCE_STATES[p["Action"]]
+
+    # -- Kaktus: live migration (the proposal; served with live_migration=True only) ---------------
+
+    def _rpc_PrepareMigration(self, p: dict) -> dict:
+        if p["Name"] in self.instances:
+            raise AgentFault(f"domain '{p['Name']}' already exists")
+        uri = f"qemu+tls://{self.name}.simulated/system"
+        MIGRATION_TARGETS[uri] = self
+        return {"URI": uri}
+
+    def _rpc_MigrateInstance(self, p: dict) -> None:
+        instance = self._instance(p["Name"])
+        if instance["State"] != "Running":
+            raise AgentFault(f"Requested operation is not valid: domain '{p['Name']}' is not running")
+        target = MIGRATION_TARGETS.get(p["DestinationURI"])
+        if target is None or not p["Live"]:
+            raise AgentFault(f"unable to connect to server at '{p['DestinationURI']}'")
+        if p["Name"] in target.instances:
+            raise AgentFault(f"domain '{p['Name']}' already exists on the destination")
+        # Persistent on the destination, undefined on the source; the guest never stopped.
+        target.instances[p["Name"]] = {"XML": p["XML"], "State": "Running", "Autostart": False}
+        del self.instances[p["Name"]]
 
     # -- Kaktus: storage -----------------------------------------------------------------
 

@@ -32,8 +32,10 @@ import gevent
 import gevent.event
 import kowabunga as k
 import pytest
+import urllib3
 from bson import ObjectId
 
+from tests.deployment import MASTER_KEY
 from tests.harness import wait_until
 from tests.process_platform import AGENT_BACKOFF, NodePlatform, build
 from tests.simulator import Backoff
@@ -576,3 +578,61 @@ def test_kill_9_during_creations_leaves_nothing_half_made(node_platform):
     print(text)
     (node_platform.workdir / "crash-report.txt").write_text(text)
     assert not failed, "crash recovery left things behind:\n" + text
+
+
+# -- a kMotion cut short ----------------------------------------------------------------------------
+
+
+def _raw(platform: NodePlatform, method: str, path: str, body: dict) -> tuple[int, typing.Any]:
+    """A raw 0.58 request (no 0.58 SDK here) as superAdmin; (status, decoded body)."""
+    response = urllib3.request(method, f"{platform.node.url}/api/v1{path}", body=json.dumps(body), retries=False,
+                               headers={"X-API-Key": MASTER_KEY, "Content-Type": "application/json"}, timeout=60)
+    return response.status, (json.loads(response.data) if response.data else None)
+
+
+@pytest.mark.parametrize("target_answers", ["an error", "success"])
+def test_kill_9_during_a_kmotion_finishes_it_or_rolls_it_back(node_platform, target_answers):
+    """The node dies while the target Kaktus defines the domain (the source has already undefined it): the
+    restarted node asks both nodes where the domain is and finishes the move on the target (the definition got
+    there) or defines it again on the source, running as it was, from the definition written down before."""
+    t = build(node_platform, extra_subnets=0)
+    project = k.ProjectApi(node_platform.client()).create_project(k.Project(
+        name="moves", domain="moves.acme.internal", teams=[], root_password="S3cret-root-pw",
+        regions=[t.regions["eu-west"].id]), subnet_size=26)
+    made = k.ProjectApi(node_platform.client()).create_project_zone_kompute(
+        project.id, t.zones["a"].id, k.Kompute(name="mv-1", vcpus=1, memory=2 * GIB, disk=10 * GIB))
+    source, target = t.agents["kaktus-a"], t.agents["kaktus-b"]
+    status, plan = _raw(node_platform, "POST", f"/kompute/{made.id}/kmotion/plan",
+                        {"destination": "manual", "kaktus": t.kaktuses["b"].id, "live": False})
+    assert status == 201, plan
+    release = gevent.event.Event()
+    target.behaviour.hold["CreateInstance"] = release
+    committing = gevent.spawn(_raw, node_platform, "PATCH", f"/kompute/{made.id}/kmotion/commit", {"plan": plan["id"]})
+    target.wait_for_call("CreateInstance", timeout=30)
+    assert "mv-1" not in source.instances  # undefined on the source, not yet defined on the target
+    node_platform.kill()
+    if target_answers == "an error":
+        target.behaviour.failures["CreateInstance"] = "virError(Code=1, Message='internal error')"
+    release.set()  # the agent finishes the call; its answer is lost with the node
+    del target.behaviour.hold["CreateInstance"]
+    committing.join(timeout=30)
+    node_platform.restart()
+    instance_id = str(node_platform.db.kompute.find_one({"_id": ObjectId(made.id)})["instance_id"])
+
+    def settled() -> bool:
+        doc = node_platform.db.instance.find_one({"_id": ObjectId(instance_id)})
+        return doc is not None and doc.get("state") == "ready" and "kmotion" not in doc
+
+    wait_until(settled, SETTLE_SECONDS, "the kMotion resolved after the restart")
+    doc = node_platform.db.instance.find_one({"_id": ObjectId(instance_id)})
+    if target_answers == "success":
+        assert doc["kaktus_id"] == t.kaktuses["b"].id and doc["zone_id"] == t.zones["b"].id
+        assert "mv-1" not in source.instances
+        wait_until(lambda: target.instances.get("mv-1", {}).get("State") == "Running", 10, "mv-1 running on k-b")
+    else:
+        assert doc["kaktus_id"] == t.kaktuses["a"].id and doc["zone_id"] == t.zones["a"].id
+        assert "mv-1" not in target.instances
+        wait_until(lambda: source.instances.get("mv-1", {}).get("State") == "Running", 10, "mv-1 running on k-a")
+    # It is whole: the Kompute can be deleted, everywhere.
+    k.KomputeApi(node_platform.client()).delete_kompute(made.id)
+    assert not any("mv-1" in agent.instances for agent in (source, target))

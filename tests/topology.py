@@ -28,10 +28,11 @@ class Topology:
         return self.deployment.admin
 
 
-def build(deployment: Deployment, with_templates: bool = False) -> Topology:
+def build(deployment: Deployment, with_templates: bool = False, dense: bool = False) -> Topology:
     """eu-west (zones a, b; Kaktus k-a, k-b; an HA Kiwi with 2 agents) and eu-east (zone c; Kaktus k-c; 1 Kiwi).
 
-    *with_templates* adds an OS template (``ubuntu-24``) to each region's pool, for instances.
+    *with_templates* adds an OS template (``ubuntu-24``) to each region's pool, for instances. *dense* adds a second
+    Kaktus to zone a, ``k-a2`` (``kaktuses["a2"]``, agent ``kaktus-a2``), on the same Ceph cluster as k-a and k-b.
     """
     t = Topology(deployment)
     regions, zones = k.RegionApi(t.api), k.ZoneApi(t.api)
@@ -39,16 +40,17 @@ def build(deployment: Deployment, with_templates: bool = False) -> Topology:
         t.regions[name] = regions.create_region(k.Region(name=name, domain=domain))
     for zone, region in (("a", "eu-west"), ("b", "eu-west"), ("c", "eu-east")):
         t.zones[zone] = regions.create_zone(t.regions[region].id, k.Zone(name=zone))
-    for name in ("kaktus-a", "kaktus-b", "kaktus-c"):
+    for name in ("kaktus-a", "kaktus-b", "kaktus-c", *(("kaktus-a2",) if dense else ())):
         t.agents[name] = deployment.simulated_agent(name, "Kaktus")
     for name in ("kiwi-west-1", "kiwi-west-2", "kiwi-east-1"):
         t.agents[name] = deployment.simulated_agent(name, "Kiwi")
     # kaktus-a and kaktus-b serve one Ceph cluster: what one makes in the pool, the other sees.
-    for shared in ("volumes", "filesystems", "nfs_exports"):
-        setattr(t.agents["kaktus-b"], shared, getattr(t.agents["kaktus-a"], shared))
-    for zone in ("a", "b", "c"):
-        t.kaktuses[zone] = zones.create_kaktus(t.zones[zone].id, k.Kaktus(
-            name=f"k-{zone}", agents=[t.agents[f"kaktus-{zone}"].id],
+    for sharing in ("kaktus-b", *(("kaktus-a2",) if dense else ())):
+        for shared in ("volumes", "filesystems", "nfs_exports"):
+            setattr(t.agents[sharing], shared, getattr(t.agents["kaktus-a"], shared))
+    for node, zone in (("a", "a"), ("b", "b"), ("c", "c"), *((("a2", "a"),) if dense else ())):
+        t.kaktuses[node] = zones.create_kaktus(t.zones[zone].id, k.Kaktus(
+            name=f"k-{node}", agents=[t.agents[f"kaktus-{node}"].id],
             cpu_cost=k.Cost(price=500, currency="EUR"), memory_cost=k.Cost(price=300, currency="EUR")))
     t.kiwis["eu-west"] = regions.create_kiwi(t.regions["eu-west"].id, k.Kiwi(
         name="kiwi-west", agents=[t.agents["kiwi-west-1"].id, t.agents["kiwi-west-2"].id]))

@@ -197,3 +197,34 @@ DeleteFsSubVolume = Method(KAKTUS, "DeleteFsSubVolume", SubVolume, NoResult, err
 CreateNfsBackends = Method(KAKTUS, "CreateNfsBackends", NfsBackends, NoResult)
 UpdateNfsBackends = Method(KAKTUS, "UpdateNfsBackends", NfsBackends, NoResult)
 DeleteNfsBackends = Method(KAKTUS, "DeleteNfsBackends", NfsBackends, NoResult)
+
+
+# -- live migration: a PROPOSAL ------------------------------------------------------------------
+# No released Kaktus agent serves these (0.64.2 and before: cold moves only). They are the wire Kahuna would use for
+# a live kMotion, declared here so that agents can implement them as written; Kahuna calls them only on nodes whose
+# agents advertise both in Capabilities (kahuna.services.kmotion), and the simulated agent serves them only when
+# built with live_migration=True.
+
+PROPOSAL = "proposal"
+
+
+class PrepareMigrationResult(TypedDict):
+    URI: str  # the libvirt URI the source migrates to, e.g. qemu+tls://kaktus-2.example/system
+
+
+class MigrateInstanceParams(InstanceXml):
+    DestinationURI: str
+    Live: bool
+
+
+PrepareMigration = Method(KAKTUS, "PrepareMigration", InstanceXml, PrepareMigrationResult, since=PROPOSAL,
+                          doc="Proposal (no released agent): called on the target of a live kMotion with the domain "
+                              "as the target will define it; checks it can run it and answers the URI to migrate to.",
+                          errors=("a domain of that name exists", "the node cannot run the domain"))
+MigrateInstance = Method(KAKTUS, "MigrateInstance", MigrateInstanceParams, NoResult, timeout=3600.0, since=PROPOSAL,
+                         doc="Proposal (no released agent): called on the source; live-migrates the running domain "
+                             "to DestinationURI with XML as its definition there (persistent on the target, undefined "
+                             "on the source, disks shared), as virDomainMigrateToURI3 with VIR_MIGRATE_LIVE, "
+                             "PERSIST_DEST and UNDEFINE_SOURCE.",
+                         errors=(_NO_DOMAIN, "the domain is not running", "the migration failed (the domain stays on "
+                                                                          "the source)"))

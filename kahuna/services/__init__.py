@@ -17,6 +17,7 @@ from kahuna.services.agents import AgentService
 from kahuna.services.dns import DnsService
 from kahuna.services.instances import InstanceService
 from kahuna.services.kawaii import KawaiiService
+from kahuna.services.kmotion import KMotionService
 from kahuna.services.komputes import KomputeService
 from kahuna.services.konvey import KonveyService
 from kahuna.services.kwarantines import KwarantineService
@@ -69,6 +70,7 @@ class Services:
     komputes: KomputeService
     kylos: KyloService
     kwarantines: KwarantineService
+    kmotion: KMotionService
     kawaiis: KawaiiService
     konveys: KonveyService
     metadata: MetadataService
@@ -104,11 +106,15 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
                                     KIWI: [dns.on_agents_connected]})
     adapters = AdapterService(db, serializer)
     volumes = VolumeService(db, pools, projects)
+    kwarantines = KwarantineService(db, serializer, projects)
     # Cloud-init seeds only need a root password hash that the guest's crypt(3) reads: a cheap bcrypt will do.
     instances = InstanceService(db, agent_plane, serializer, projects, pools, volumes, adapters, dns, tokens,
-                                cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10))
+                                cloudinit.Templates(g.cloudinit.templates), g.publicUrl, PasswordHasher(10),
+                                kwarantines)
     komputes = KomputeService(db, projects, instances, volumes)
     agents.connection_hooks[KONTROLLER] = [instances.on_controllers_connected]
+    kmotion = KMotionService(db, agent_plane, serializer, instances, kwarantines,
+                             datetime.timedelta(seconds=g.kmotion.planTtlSeconds), g.kmotion.shutdownGraceSeconds)
     compute = (db, agent_plane, projects, instances, komputes, volumes, adapters)
     return Services(config=config, db=db, mailer=mailer, serializer=serializer, agent_plane=agent_plane, hasher=hasher,
                     sessions=sessions, tokens=tokens, users=users, teams=teams, projects=projects,
@@ -119,5 +125,5 @@ def build_services(config: Config, db: Database, mailer: Mailer, serializer: Own
                     templates=TemplateService(db, pools), vnets=VNetService(db, serializer), subnets=subnets,
                     adapters=adapters, dns=dns, volumes=volumes, instances=instances, komputes=komputes,
                     kylos=KyloService(db, projects, pools),
-                    kwarantines=KwarantineService(db, serializer, projects), kawaiis=KawaiiService(*compute),
+                    kwarantines=kwarantines, kmotion=kmotion, kawaiis=KawaiiService(*compute),
                     konveys=KonveyService(*compute), metadata=MetadataService(db, pricing, limiter))

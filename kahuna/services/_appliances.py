@@ -13,7 +13,7 @@ from kahuna import port_lists, rpc
 from kahuna.errors import AgentError, Unprocessable
 from kahuna.rpc import AgentPlane
 from kahuna.services._undo import Undo
-from kahuna.services.instances import InstanceService
+from kahuna.services.instances import InstanceService, Site
 from kahuna.services.komputes import KomputeService
 from kahuna.services.networks import AdapterService
 from kahuna.services.projects import ProjectService
@@ -88,10 +88,11 @@ class ApplianceService:
 
     def _vm(self, project: models.Project, zone: models.Zone, name: str, profile: str, profile_id: str, undo: Undo,
             peering_subnet_ids: typing.Sequence[str] = (), avoid: frozenset[str] = frozenset()) -> models.Kompute:
+        """A VM of the appliance in *zone*, on a Kaktus out of maintenance (and not in *avoid*)."""
         pool, template = self._image(zone["region_id"])
-        plan = self.komputes.plan(project, zone, pool, template, name, f"{profile} VM", VM_VCPUS, VM_MEMORY, VM_DISK,
-                                  0, False, profile, profile_id, peering_subnet_ids, avoid)
-        return self.komputes.build(project, zone, plan, undo)
+        plan = self.komputes.plan(project, zone["region_id"], pool, template, name, f"{profile} VM", VM_VCPUS,
+                                  VM_MEMORY, VM_DISK, 0, False, profile, profile_id, peering_subnet_ids, avoid)
+        return self.komputes.build(project, Site.of_zone(zone), plan, undo)
 
     def _vip_adapter(self, subnet_id: str, name: str, made_for: str, undo: Undo) -> models.Adapter:
         adapter = self.adapters.create(subnet_id, {"name": name, "description": "virtual address"}, assign_ip=True,

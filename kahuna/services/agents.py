@@ -55,7 +55,7 @@ from pymongo.errors import OperationFailure
 
 from kahuna import credentials
 from kahuna.errors import Conflict, NotFound, Unauthorized, Unprocessable
-from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, AgentPlane
+from kahuna.rpc import AGENT_TYPES, KAKTUS, KIWI, KONTROLLER, AgentPlane
 from kahuna.services.tokens import AGENT, KEY_REVOKED, TokenService, has_expired
 from kahuna.storage import Database, is_transient, models, utcnow
 from kahuna.storage.cache import PRELOAD_SHARE
@@ -71,8 +71,11 @@ TIMESTAMP_HEADER = "X-WS-Kowabunga-Timestamp"
 NONCE_HEADER = "X-WS-Kowabunga-Nonce"
 SIGNATURE_HEADER = "X-WS-Kowabunga-Signature"
 
-#: The types the REST API manages (the contract's enum); Kontroller agents are made by Kahuna.
-REST_TYPES = (KAKTUS, KIWI)
+#: The types the REST API creates (the contract's enum; Kontroller since API 0.58). The Kontrollers Kahuna makes
+#: for its Kawaii and Konvey VMs (``made_for`` names the VM) belong to their VM, not to the REST API: hidden.
+REST_TYPES = (KAKTUS, KIWI, KONTROLLER)
+#: The agents the REST API lists and reads: all but those Kahuna made.
+_REST_AGENTS = {"made_for": {"$exists": False}}
 TRANSIENT_RETRIES = 5
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 #: Collections whose documents list agents in ``agent_ids``.
@@ -191,23 +194,24 @@ class AgentService:
     # -- records ---------------------------------------------------------------------
 
     def list_ids(self) -> list[str]:
-        return self.db.agents.ids({"type": {"$in": list(REST_TYPES)}})
+        return self.db.agents.ids({"type": {"$in": list(REST_TYPES)}, **_REST_AGENTS})
 
     def get(self, agent_id: str) -> models.Agent:
         agent = self.db.agents.get(agent_id)
-        if agent["type"] not in REST_TYPES:
-            # Kontroller agents belong to their Kawaii/Konvey instance, not to the REST API.
+        if agent["type"] not in REST_TYPES or "made_for" in agent:
+            # The Kontroller of a Kawaii/Konvey VM belongs to its VM, not to the REST API.
             raise NotFound(f"agent {agent_id} does not exist")
         return agent
 
     def create(self, name: str, description: str, agent_type: str) -> models.Agent:
+        if agent_type not in REST_TYPES:
+            raise Unprocessable(f"an agent's type is one of {', '.join(REST_TYPES)}, not {agent_type}")
         return self.db.agents.insert({"name": name, "description": description, "type": agent_type},
                                      conflict=f"an agent named {name} already exists")
 
-    def update(self, agent_id: str, name: str, description: str, agent_type: str) -> models.Agent:
-        agent = self.get(agent_id)
-        if agent_type != agent["type"]:
-            raise Unprocessable("an agent's type cannot be changed")
+    def update(self, agent_id: str, name: str, description: str) -> models.Agent:
+        """Rename or describe an agent; its type is set at creation only (API 0.58: ignored on updates)."""
+        self.get(agent_id)
         return self.db.agents.update(agent_id, {"name": name, "description": description},
                                      conflict=f"an agent named {name} already exists")
 

@@ -6,9 +6,11 @@ anywhere takes back every earlier step: no volume, adapter, address, DNS name,
 Kontroller agent or domain is left behind.
 
 1. *claim* - in the project's serializer: check the quotas, elect a Kaktus (in the
-   zone's serializer, against the capacity in use), write the instance document
-   (state ``creating``; it holds the name and the quota from then on) and the
-   documents of the volumes to make;
+   serializers of the candidate zones - one, or every zone of the region for a
+   region-wide creation - and of its Kwarantine groups, against the capacity in use,
+   maintenance and anti-affinity), write the instance document (state ``creating``;
+   it holds the name and the quota from then on) and the documents of the volumes
+   to make;
 2. adapters (addresses allocated in each subnet's serializer);
 3. volumes, made by an agent of their pool;
 4. the host name on the region's Kiwis (the private addresses, under the project domain);
@@ -16,7 +18,10 @@ Kontroller agent or domain is left behind.
 6. the cloud-init seed ISO, as a volume of the OS volume's pool;
 7. the domain on the Kaktus, then autostart.
 
-An instance's name is its domain's name on the Kaktus and cannot change.
+An instance's name is its domain's name on the Kaktus and cannot change. What is
+fixed at its creation (API 0.58): ``uefi`` (absent: BIOS, as before), and the
+Kwarantine groups it joins (``kwarantine_ids``); ``kmotion_enabled`` (absent: true)
+says whether kMotion may move it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from kahuna.services._common import CREATING, DELETING, READY, UPDATING, Owners,
 from kahuna.services._undo import Undo
 from kahuna.services.agents import run_each_concurrently
 from kahuna.services.dns import DnsService
+from kahuna.services.kwarantines import KwarantineService
 from kahuna.services.names import check_name
 from kahuna.services.networks import AdapterService
 from kahuna.services.projects import ProjectService
@@ -83,6 +89,13 @@ class NewAdapter:
     assign_ip: bool
 
 
+def creation_options(fields: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
+    """The creation-time fields of API 0.58 in a creation body, as :class:`Plan` takes them: ``uefi`` (absent:
+    BIOS, as 0.53.2 clients always had), ``kmotion_enabled`` (absent: true), the Kwarantine group ids (once each)."""
+    return {"uefi": fields.get("uefi") is True, "kmotion_enabled": fields.get("kmotion_enabled") is not False,
+            "kwarantine_ids": tuple(dict.fromkeys(fields.get("kwarantine_ids") or ()))}
+
+
 @dataclass
 class Plan:
     """What an instance is made of: existing adapters/volumes, and ones to make, in NIC and disk order."""
@@ -100,17 +113,47 @@ class Plan:
     avoid_kaktus_ids: frozenset[str] = frozenset()
     #: The instance of a Kompute: crash recovery takes back one whose Kompute record was never written.
     kompute: bool = False
+    uefi: bool = False
+    kmotion_enabled: bool = True
+    #: The Kwarantine groups (of the same project) it joins: their policies exclude nodes from the election.
+    kwarantine_ids: tuple[str, ...] = ()
 
     @property
     def storage(self) -> int:
         return sum(v.size for v in self.new_volumes)
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where a new instance may go: the zones whose Kaktus nodes are candidates - one zone, or every zone of a
+    region (a region-wide creation: Kahuna elects the node, and the zone follows from it)."""
+
+    region_id: str
+    zones: tuple[models.Zone, ...]
+    scope: str  # "zone" or "region", in the reasons
+    name: str
+
+    @classmethod
+    def of_zone(cls, zone: models.Zone) -> Site:
+        return cls(zone["region_id"], (zone,), "zone", zone["name"])
+
+    @classmethod
+    def of_region(cls, region: models.Region, zones: typing.Iterable[models.Zone]) -> Site:
+        return cls(str(region["_id"]), tuple(sorted(zones, key=lambda z: z["name"])), "region", region["name"])
+
+    @property
+    def zone_ids(self) -> list[str]:
+        return [str(zone["_id"]) for zone in self.zones]
+
+    def zone(self, zone_id: str) -> models.Zone:
+        return next(zone for zone in self.zones if str(zone["_id"]) == zone_id)
+
+
 class InstanceService:
     def __init__(self, db: Database, agents: AgentPlane, serializer: Owners, projects: ProjectService,
                  pools: PoolService, volumes: VolumeService, adapters: AdapterService, dns: DnsService,
                  tokens: TokenService, templates: cloudinit.Templates, public_url: str,
-                 hasher: credentials.PasswordHasher):
+                 hasher: credentials.PasswordHasher, kwarantines: KwarantineService):
         self.db = db
         self.agents = agents
         self.serializer = serializer
@@ -123,14 +166,19 @@ class InstanceService:
         self.templates = templates
         self.public_url = public_url.rstrip("/")
         self.hasher = hasher
+        self.kwarantines = kwarantines
 
     # -- reads -------------------------------------------------------------------------
 
-    def list_ids(self, project_id: str | None = None, zone_id: str | None = None) -> list[str]:
-        """The project's instances, or those of one of its zones."""
+    def list_ids(self, project_id: str | None = None, zone_id: str | None = None,
+                 region_id: str | None = None) -> list[str]:
+        """The project's instances, or those of one of its zones, or of one of its regions."""
         if zone_id is not None:
             self.db.zones.get(zone_id)
             return owned_ids(self.db.instances, self.projects, project_id, zone_id=zone_id)
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return owned_ids(self.db.instances, self.projects, project_id, region_id=region_id)
         return owned_ids(self.db.instances, self.projects, project_id)
 
     def get(self, instance_id: str) -> models.Instance:
@@ -139,9 +187,17 @@ class InstanceService:
     # -- creation ------------------------------------------------------------------------
 
     def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any]) -> models.Instance:
-        """A raw instance from adapters and volumes the project already has."""
+        """A raw instance from adapters and volumes the project already has, in a zone."""
         project = self.projects.get(project_id)
-        zone = self.zone_of_project(project, zone_id)
+        return self._create(project, Site.of_zone(self.zone_of_project(project, zone_id)), fields)
+
+    def create_in_region(self, project_id: str, region_id: str, fields: dict[str, typing.Any]) -> models.Instance:
+        """The same, anywhere in a region: on the least loaded Kaktus of its zones that can take it."""
+        project = self.projects.get(project_id)
+        return self._create(project, self.region_of_project(project, region_id), fields)
+
+    def _create(self, project: models.Project, site: Site, fields: dict[str, typing.Any]) -> models.Instance:
+        project_id = str(project["_id"])
         adapter_ids = list(dict.fromkeys(fields.get("adapter_ids") or []))
         volume_ids = list(dict.fromkeys(fields.get("volume_ids") or []))
         for adapter_id in adapter_ids:  # early, clear refusals; claimed for good in _claim
@@ -149,14 +205,21 @@ class InstanceService:
         for volume_id in volume_ids:
             self._check_volume_usable(project_id, volume_id)
         plan = Plan(fields["name"], fields.get("description", ""), fields["vcpus"], fields["memory"],
-                    adapter_ids=adapter_ids, volume_ids=volume_ids)
-        return self.provision(project, zone, plan)
+                    adapter_ids=adapter_ids, volume_ids=volume_ids, **creation_options(fields))
+        return self.provision(project, site, plan)
 
     def zone_of_project(self, project: models.Project, zone_id: str) -> models.Zone:
         zone = self.db.zones.get(zone_id)
         if zone["region_id"] not in project.get("region_ids", []):
             raise Unprocessable(f"project {project['name']} is not in the region of zone {zone['name']}")
         return zone
+
+    def region_of_project(self, project: models.Project, region_id: str) -> Site:
+        """Every zone of a region of the project, as the site of a region-wide creation."""
+        region = self.db.regions.get(region_id)
+        if region_id not in project.get("region_ids", []):
+            raise Unprocessable(f"project {project['name']} is not in region {region['name']}")
+        return Site.of_region(region, self.db.zones.find({"region_id": region_id}))
 
     def _check_adapter_usable(self, project: models.Project, adapter_id: str) -> None:
         # Reasons name the id the caller sent, never what it names: the adapter may be another project's.
@@ -180,15 +243,17 @@ class InstanceService:
         if self.db.instances.exists({"volume_ids": volume_id}):
             raise Conflict(f"volume {volume['name']} is already a disk of an instance")
 
-    def provision(self, project: models.Project, zone: models.Zone, plan: Plan,
+    def provision(self, project: models.Project, site: Site, plan: Plan,
                   undo: Undo | None = None) -> models.Instance:
-        """Make the instance of *plan*; on failure take back every step (also those of an enclosing *undo*)."""
+        """Make the instance of *plan* on a Kaktus of *site*; on failure take back every step (also those of an
+        enclosing *undo*)."""
         check_hostname(plan.name)
         if plan.vcpus <= 0 or plan.memory <= 0:
             raise Unprocessable("an instance needs at least one vCPU and some memory")
         with Undo() as own:
             undo = undo or own
-            instance = self._claim(project, zone, plan, undo)
+            instance = self._claim(project, site, plan, undo)
+            zone = site.zone(instance["zone_id"])
             adapter_ids = list(plan.adapter_ids)
             for new in plan.new_adapters:
                 adapter = self.adapters.create(new.subnet_id, {"name": new.name, "description": instance["name"]},
@@ -205,22 +270,29 @@ class InstanceService:
             instance = self.db.instances.update(instance["_id"], {"adapter_ids": adapter_ids, "volume_ids": volume_ids})
             return self._realize(project, zone, instance, undo)
 
-    def _claim(self, project: models.Project, zone: models.Zone, plan: Plan, undo: Undo) -> models.Instance:
+    def _claim(self, project: models.Project, site: Site, plan: Plan, undo: Undo) -> models.Instance:
         project_id = str(project["_id"])
         demand = {"instances": 1, "vcpus": plan.vcpus, "memory": plan.memory, "storage": plan.storage}
 
         def place() -> models.Instance:
-            # In the owners of the project, the zone and each adapter: the disks and NICs are checked free
-            # and written into the instance in one step, so two instances never get the same one.
+            # In the owners of the project, the zones, each adapter and each Kwarantine group: the disks and
+            # NICs are checked free and written into the instance in one step, so two instances never get the
+            # same one; the groups' members are read and the new one written in one step too, so two creations
+            # in one group are decided one after the other.
             for adapter_id in plan.adapter_ids:
                 self._check_adapter_usable(project, adapter_id)
             for volume_id in plan.volume_ids:
                 self._check_volume_usable(project_id, volume_id)
-            return self._place(project, zone, plan)
+            exclude = plan.avoid_kaktus_ids
+            if plan.kwarantine_ids:
+                exclude |= self.kwarantines.exclusions(plan.kwarantine_ids, project_id)
+            return self._place(project, site, plan, exclude)
 
         def claim() -> models.Instance:
             instance = self.serializer.run_all(
-                [f"zone:{zone['_id']}"] + [f"adapter:{adapter_id}" for adapter_id in plan.adapter_ids], place)
+                [f"zone:{zone_id}" for zone_id in site.zone_ids]
+                + [f"adapter:{adapter_id}" for adapter_id in plan.adapter_ids]
+                + self.kwarantines.owner_keys(plan.kwarantine_ids), place)
             claimed: list[models.Instance | models.Volume] = [instance]
             try:
                 for new in plan.new_volumes:
@@ -238,9 +310,18 @@ class InstanceService:
             self.db.instances.delete_many({"_id": instance["_id"]})))
         return instance
 
-    def nodes(self, zone_id: str) -> list[placement.Node]:
+    def nodes(self, zone_id: str | None = None, region_id: str | None = None) -> list[placement.Node]:
+        """The Kaktus nodes of a zone, or of every zone of a region, as the election sees them (capacity in
+        use, connected agent, maintenance)."""
+        if zone_id is not None:
+            return self._nodes([zone_id])
+        if region_id is None:
+            raise ValueError("the nodes of a zone or of a region")
+        return self._nodes(self.db.zones.ids({"region_id": region_id}))
+
+    def _nodes(self, zone_ids: list[str]) -> list[placement.Node]:
         nodes = []
-        for kaktus in self.db.kaktuses.find({"zone_id": zone_id}):
+        for kaktus in self.db.kaktuses.find({"zone_id": {"$in": zone_ids}}, sort=[("_id", 1)]):
             caps = kaktus.get("capabilities") or {}
             threads = int((caps.get("cpu") or {}).get("threads") or 0)
             hosted = self.db.instances.find({"kaktus_id": str(kaktus["_id"])},
@@ -251,16 +332,19 @@ class InstanceService:
                 vcpu_capacity=threads * kaktus["overcommit_cpu_ratio"],
                 memory_capacity=int(caps.get("memory") or 0) * kaktus["overcommit_memory_ratio"],
                 vcpus=sum(i["vcpus"] for i in hosted), memory=sum(i["memory"] for i in hosted),
-                instance_names=[i["name"] for i in hosted]))
+                instance_names=[i["name"] for i in hosted], zone_id=kaktus["zone_id"],
+                maintenance=bool(kaktus.get("maintenance"))))
         return nodes
 
-    def _place(self, project: models.Project, zone: models.Zone, plan: Plan) -> models.Instance:
-        """Elect a Kaktus and write the instance there (in the zone's serializer: capacity is not double-booked)."""
-        nodes = self.nodes(str(zone["_id"]))
-        node = placement.elect(nodes, plan.name, plan.vcpus, plan.memory, plan.avoid_kaktus_ids)
+    def _place(self, project: models.Project, site: Site, plan: Plan, exclude: frozenset[str]) -> models.Instance:
+        """Elect a Kaktus of *site* and write the instance there (in the zones' serializers: capacity is not
+        double-booked, and a node put in maintenance meanwhile is not elected)."""
+        nodes = self._nodes(site.zone_ids)
+        node = placement.elect(nodes, plan.name, plan.vcpus, plan.memory, exclude)
         if node is None:
-            raise QuotaExceeded(f"no room for {plan.name} in zone {zone['name']}: "
-                                f"{placement.why_none_fits(nodes, plan.vcpus, plan.memory)}")
+            raise QuotaExceeded(f"no room for {plan.name} in {site.scope} {site.name}: "
+                                f"{placement.why_none_fits(nodes, plan.vcpus, plan.memory, exclude, site.scope)}")
+        zone = site.zone(node.zone_id)
         return self.db.instances.insert(
             {"project_id": str(project["_id"]), "region_id": zone["region_id"], "zone_id": str(zone["_id"]),
              "kaktus_id": node.kaktus_id, "name": plan.name, "description": plan.description, "vcpus": plan.vcpus,
@@ -268,13 +352,13 @@ class InstanceService:
              "profile": plan.profile,
              "profile_id": plan.profile_id, "kompute": plan.kompute, "agent_id": "", "seed_volume_id": "",
              "local_ip": "", "os": "",
-             "dns_domain": "", "dns_addresses": [], "state": "creating"},
+             "dns_domain": "", "dns_addresses": [], "state": "creating", "uefi": plan.uefi,
+             "kmotion_enabled": plan.kmotion_enabled, "kwarantine_ids": list(plan.kwarantine_ids)},
             conflict=f"an instance named {plan.name} already exists")
 
     def _realize(self, project: models.Project, zone: models.Zone, instance: models.Instance,
                  undo: Undo) -> models.Instance:
-        wiring = self._nics(project, zone, instance)
-        nics = [interface for interface, _ in wiring]
+        nics = self._nics(project, zone, instance)
         disks = [self.db.volumes.get(volume_id) for volume_id in instance["volume_ids"]]
         os_volumes = [v for v in disks if v["type"] == OS]
         if len(os_volumes) != 1:
@@ -326,21 +410,34 @@ class InstanceService:
         changes["seed_volume_id"] = str(seed_volume["_id"])
         # The domain.
         kaktus = self.db.kaktuses.get(instance["kaktus_id"])
-        node = self.agents.call_any(kaktus["agent_ids"], rpc.kaktus.NodeCapabilities)
-        storage = libvirt_xml.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
-                                 pool.get("ceph_secret_uuid", ""))
-        xml = libvirt_xml.domain_xml(
-            instance["name"], instance["vcpus"], instance["memory"], node["Arch"], node["GuestMachineName"],
-            node["GuestEmulator"], storage,
-            [libvirt_xml.Disk(libvirt_xml.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
-             for i, v in enumerate(disks)],
-            libvirt_xml.Disk("hdd", pool["pool"], seed_volume["name"]),
-            [bridged for _, bridged in wiring])
+        xml = self.domain_xml(typing.cast(models.Instance, {**instance, **changes}), kaktus)
         self._kaktus_call(kaktus, rpc.kaktus.CreateInstance, {"Name": instance["name"], "XML": xml})
         undo.push(f"undefine {instance['name']}", lambda: self._undefine(kaktus, instance["name"]))
         self._kaktus_call(kaktus, rpc.kaktus.InstanceOperation,
                           {"Name": instance["name"], "Action": InstanceAction.AUTO_START})
         return self.db.instances.update(instance["_id"], {**changes, "state": "ready"})
+
+    def domain_xml(self, instance: models.Instance, kaktus: models.Kaktus) -> str:
+        """The libvirt domain of *instance* as stored (its disks, the OS one first, in their pool's Ceph cluster;
+        its seed; its NICs; UEFI or BIOS) for *kaktus*, whose agent tells the architecture, machine type and
+        emulator. The creation defines it; kMotion defines an existing instance on another Kaktus with it."""
+        node = self.agents.call_any(kaktus["agent_ids"], rpc.kaktus.NodeCapabilities)
+        disks = [self.db.volumes.get(volume_id) for volume_id in instance["volume_ids"]]
+        pool = self.pools.get(disks[0]["storage_pool_id"])
+        storage = libvirt_xml.Storage(pool.get("ceph_address", ""), pool.get("ceph_port", 0),
+                                      pool.get("ceph_secret_uuid", ""))
+        uefi = instance.get("uefi", False)
+        seed = None
+        if instance.get("seed_volume_id"):
+            seed_volume = self.db.volumes.get(instance["seed_volume_id"])
+            seed = libvirt_xml.Disk(libvirt_xml.seed_device(uefi),
+                                    self.pools.get(seed_volume["storage_pool_id"])["pool"], seed_volume["name"])
+        return libvirt_xml.domain_xml(
+            instance["name"], instance["vcpus"], instance["memory"], node["Arch"], node["GuestMachineName"],
+            node["GuestEmulator"], storage,
+            [libvirt_xml.Disk(libvirt_xml.disk_device(i), self.pools.get(v["storage_pool_id"])["pool"], v["name"])
+             for i, v in enumerate(disks)],
+            seed, [self._bridged(adapter) for adapter in self._adapters_in_nic_order(instance)], uefi=uefi)
 
     # -- networking of one instance -----------------------------------------------------
 
@@ -353,15 +450,14 @@ class InstanceService:
         return public + [a for a in adapters if a not in public]
 
     def _nics(self, project: models.Project, zone: models.Zone,
-              instance: models.Instance) -> list[tuple[cloudinit.Interface, libvirt_xml.Nic]]:
-        """Each NIC as cloud-init configures it (addresses, default route, DNS) and as the domain bridges it."""
+              instance: models.Instance) -> list[cloudinit.Interface]:
+        """Each NIC as cloud-init configures it (addresses, default route, DNS); :meth:`domain_xml` bridges it."""
         gateway_of_zone = project.get("zone_gateways", {}).get(str(zone["_id"]), "")
         project_subnet_ids = {entry["value"] for entry in project.get("private_subnets", [])}
         is_kawaii = instance["profile"] == "kawaii"
         nics = []
         for index, adapter in enumerate(self._adapters_in_nic_order(instance)):
             subnet = self.db.subnets.get(adapter["subnet_id"])
-            vnet = self.db.vnets.get(subnet["vnet_id"])
             prefix = ipaddress.ip_network(subnet["cidr"]).prefixlen
             addresses = [f"{address}/{prefix}" for address in adapter.get("addresses", [])]
             gateway = ""
@@ -370,14 +466,18 @@ class InstanceService:
             elif str(subnet["_id"]) in project_subnet_ids and not is_kawaii:
                 gateway = gateway_of_zone  # the zone's Kawaii virtual address
             first_two = index < 2
-            nics.append((cloudinit.Interface(
+            nics.append(cloudinit.Interface(
                 device=f"ens{3 + index}", mac=adapter["mac"], private=subnet["private"], addresses=addresses,
                 gateway=gateway if first_two or not is_kawaii else "",
                 dns=subnet.get("dns", "") if first_two else "",
                 domain=project.get("domain", "") if first_two else "",
-                routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []),
-                libvirt_xml.Nic(adapter["mac"], vnet["interface"], vnet["vlan"])))
+                routes=list(subnet.get("extra_routes", [])) if first_two and gateway else []))
         return nics
+
+    def _bridged(self, adapter: models.Adapter) -> libvirt_xml.Nic:
+        """The NIC of *adapter* as the domain bridges it: on its virtual network's bridge and VLAN."""
+        vnet = self.db.vnets.get(self.db.subnets.get(adapter["subnet_id"])["vnet_id"])
+        return libvirt_xml.Nic(adapter["mac"], vnet["interface"], vnet["vlan"])
 
     # -- agents ------------------------------------------------------------------------
 
@@ -452,7 +552,8 @@ class InstanceService:
             if given is not None and sorted(given) != sorted(current):
                 raise Unprocessable(f"an instance's {label} cannot be changed after its creation")
         self.resize(instance, fields["vcpus"], fields["memory"])
-        return self.db.instances.update(instance_id, {"description": fields.get("description", "")})
+        return self.db.instances.update(instance_id, {"description": fields.get("description", ""),
+                                                      "kmotion_enabled": fields.get("kmotion_enabled", True)})
 
     def resize(self, instance: models.Instance, vcpus: int, memory: int) -> models.Instance:
         """New vCPUs and memory: claim (quota and Kaktus room, in the owners of the project and the zone), then
@@ -470,7 +571,7 @@ class InstanceService:
             node = next(n for n in self.nodes(kaktus["zone_id"]) if n.kaktus_id == str(kaktus["_id"]))
             node.vcpus -= current["vcpus"]
             node.memory -= current["memory"]
-            if not node.fits(vcpus, memory):
+            if not node.has_room(vcpus, memory):  # a node in maintenance keeps its instances, at any size
                 raise QuotaExceeded(f"Kaktus {kaktus['name']} has no room for {vcpus} vCPU(s) and this memory")
             # The larger of the two sizes is held until the agent is done (quota and room alike).
             return self.db.instances.update(instance_id, {"vcpus": max(vcpus, current["vcpus"]),

@@ -1,6 +1,7 @@
 """Komputes: managed VMs. One instance with an OS disk (a clone of a template), an
 optional data disk, a public NIC (with a public address when asked) and a NIC on the
-project's private subnet, all made and taken back together."""
+project's private subnet, all made and taken back together; in a zone, or anywhere in a
+region (the zone follows from the Kaktus elected)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bson import ObjectId
 from kahuna.errors import Unprocessable
 from kahuna.services._common import instance_ids_in_zone, owned_ids
 from kahuna.services._undo import Undo
-from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan
+from kahuna.services.instances import InstanceService, NewAdapter, NewVolume, Plan, Site, creation_options
 from kahuna.services.names import check_name
 from kahuna.services.projects import ProjectService
 from kahuna.services.volumes import OS, RAW, VolumeService
@@ -36,11 +37,16 @@ class KomputeService:
         self.instances = instances
         self.volumes = volumes
 
-    def list_ids(self, project_id: str | None = None, zone_id: str | None = None) -> list[str]:
-        """The project's Komputes, or those of one of its zones (where their instance is)."""
+    def list_ids(self, project_id: str | None = None, zone_id: str | None = None,
+                 region_id: str | None = None) -> list[str]:
+        """The project's Komputes, or those of one of its zones or regions (where their instance is)."""
         if zone_id is not None:
             return owned_ids(self.db.komputes, self.projects, project_id,
                              instance_id={"$in": instance_ids_in_zone(self.db, zone_id)})
+        if region_id is not None:
+            self.db.regions.get(region_id)
+            return owned_ids(self.db.komputes, self.projects, project_id,
+                             instance_id={"$in": self.db.instances.ids({"region_id": region_id})})
         return owned_ids(self.db.komputes, self.projects, project_id)
 
     def get(self, kompute_id: str) -> models.Kompute:
@@ -67,15 +73,16 @@ class KomputeService:
         region = self.db.regions.get(region_id)
         raise Unprocessable(f"region {region['name']} has no public subnet (a public virtual network with a subnet)")
 
-    def plan(self, project: models.Project, zone: models.Zone, pool: models.StoragePool, template: models.Template,
+    def plan(self, project: models.Project, region_id: str, pool: models.StoragePool, template: models.Template,
              name: str,
              description: str, vcpus: int, memory: int, disk: int, data_disk: int, public: bool,
              profile: str = "", profile_id: str = "", peering_subnet_ids: typing.Sequence[str] = (),
-             avoid_kaktus_ids: frozenset[str] = frozenset()) -> Plan:
+             avoid_kaktus_ids: frozenset[str] = frozenset(), **options: typing.Any) -> Plan:
+        """What a Kompute of region *region_id* is made of; *options*: :func:`creation_options`."""
         if disk <= 0:
             raise Unprocessable("a Kompute's disk size must be positive (bytes)")
-        private = self.projects.private_subnet(project, zone["region_id"])
-        public_subnet = self.public_subnet(zone["region_id"])
+        private = self.projects.private_subnet(project, region_id)
+        public_subnet = self.public_subnet(region_id)
         volumes = [NewVolume(f"{name}-os", OS, disk, pool, template)]
         if data_disk:
             volumes.append(NewVolume(f"{name}-data", RAW, data_disk, pool))
@@ -84,24 +91,39 @@ class KomputeService:
         adapters += [NewAdapter(f"{name}-peering-adapter-{n}", subnet_id, True)
                      for n, subnet_id in enumerate(peering_subnet_ids)]
         return Plan(name, description, vcpus, memory, new_adapters=adapters, new_volumes=volumes, profile=profile,
-                    profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids, kompute=True)
+                    profile_id=profile_id, avoid_kaktus_ids=avoid_kaktus_ids, kompute=True, **options)
 
     def create(self, project_id: str, zone_id: str, fields: dict[str, typing.Any], pool_id: str | None,
                template_id: str | None, public: bool) -> models.Kompute:
+        """A Kompute in a zone."""
         check_name(fields["name"], "Kompute")  # its instance's, hence its domain's and host's name
         project = self.projects.get(project_id)
-        zone = self.instances.zone_of_project(project, zone_id)
-        pool = self.volumes.pool_of_region(zone["region_id"], pool_id)
-        template = self.volumes.template_of_pool(pool, template_id)
-        plan = self.plan(project, zone, pool, template, fields["name"], fields.get("description", ""),
-                         fields["vcpus"], fields["memory"], fields["disk"], fields.get("data_disk") or 0, public)
-        return self.build(project, zone, plan)
+        site = Site.of_zone(self.instances.zone_of_project(project, zone_id))
+        return self._create(project, site, fields, pool_id, template_id, public)
 
-    def build(self, project: models.Project, zone: models.Zone, plan: Plan, undo: Undo | None = None) -> models.Kompute:
-        """The Kompute of *plan*: its instance, then its record (taken back with the rest on failure)."""
+    def create_in_region(self, project_id: str, region_id: str, fields: dict[str, typing.Any], pool_id: str | None,
+                         template_id: str | None, public: bool) -> models.Kompute:
+        """A Kompute anywhere in a region: on the least loaded Kaktus of its zones that can take it."""
+        check_name(fields["name"], "Kompute")
+        project = self.projects.get(project_id)
+        site = self.instances.region_of_project(project, region_id)
+        return self._create(project, site, fields, pool_id, template_id, public)
+
+    def _create(self, project: models.Project, site: Site, fields: dict[str, typing.Any], pool_id: str | None,
+                template_id: str | None, public: bool) -> models.Kompute:
+        pool = self.volumes.pool_of_region(site.region_id, pool_id)
+        template = self.volumes.template_of_pool(pool, template_id)
+        plan = self.plan(project, site.region_id, pool, template, fields["name"], fields.get("description", ""),
+                         fields["vcpus"], fields["memory"], fields["disk"], fields.get("data_disk") or 0, public,
+                         **creation_options(fields))
+        return self.build(project, site, plan)
+
+    def build(self, project: models.Project, site: Site, plan: Plan, undo: Undo | None = None) -> models.Kompute:
+        """The Kompute of *plan* on a Kaktus of *site*: its instance, then its record (taken back with the rest
+        on failure)."""
         with Undo() as own:
             undo = undo or own
-            instance = self.instances.provision(project, zone, plan, undo)
+            instance = self.instances.provision(project, site, plan, undo)
             kompute = self.db.komputes.insert(
                 {"project_id": str(project["_id"]), "instance_id": str(instance["_id"]), "name": instance["name"],
                  "profile": plan.profile, "profile_id": plan.profile_id},
@@ -123,7 +145,8 @@ class KomputeService:
         if len(disks) > 1:
             self.volumes.grow(disks[1], fields["data_disk"])
         self.instances.resize(instance, fields["vcpus"], fields["memory"])
-        self.db.instances.update(instance["_id"], {"description": fields.get("description", "")})
+        self.db.instances.update(instance["_id"], {"description": fields.get("description", ""),
+                                                   "kmotion_enabled": fields.get("kmotion_enabled", True)})
         return kompute
 
     def delete(self, kompute_id: str) -> None:

@@ -61,11 +61,16 @@ class KonveyService(ApplianceService):
         return checked
 
     def _zone_scores(self, region_id: str) -> list[tuple[int, str, models.Zone]]:
-        scored = []
+        """The zones of the region, least loaded first; those where no Kaktus can take a VM (every one in
+        maintenance, or away) are left out, unless no zone is left (the election then says why)."""
+        scored: list[tuple[int, str, models.Zone]] = []
+        closed: list[tuple[int, str, models.Zone]] = []
         for zone in self.db.zones.find({"region_id": region_id}):
-            load = sum(n.score("") for n in self.instances.nodes(str(zone["_id"])))
-            scored.append((load, zone["name"], zone))
-        return sorted(scored, key=lambda item: (item[0], item[1]))
+            nodes = self.instances.nodes(str(zone["_id"]))
+            load = sum(n.score("") for n in nodes)
+            usable = any(n.online and not n.maintenance for n in nodes)
+            (scored if usable else closed).append((load, zone["name"], zone))
+        return sorted(scored or closed, key=lambda item: (item[0], item[1]))
 
     def create(self, project_id: str, region_id: str | None, zone_id: str | None,
                fields: dict[str, typing.Any]) -> models.Konvey:

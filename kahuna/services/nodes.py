@@ -69,6 +69,22 @@ class KaktusService:
         self.owners.run(f"zone:{zone_id}", delete_if_childless, self.owners, self.db, "kaktus", self.db.kaktuses,
                         kaktus_id, "Kaktus", (("instance", "kaktus_id", "instances"),))
 
+    def set_maintenance(self, kaktus_id: str, maintenance: bool) -> models.Kaktus:
+        """Put a Kaktus in maintenance (it keeps its instances and receives no new one: instance, Kompute, Kawaii
+        or Konvey VM, kMotion target) or take it out; idempotent. Written in the owner of its zone, where
+        instances are placed: a placement decided after this never elects it. Every node of a zone may be in
+        maintenance; creations there then answer 507 saying so."""
+        zone_id = self.get(kaktus_id)["zone_id"]
+
+        def write() -> models.Kaktus:
+            kaktus = self.get(kaktus_id)
+            if bool(kaktus.get("maintenance")) == maintenance:
+                return kaktus
+            log.info("Kaktus %s %s maintenance", kaktus["name"], "enters" if maintenance else "leaves")
+            return self.db.kaktuses.update(kaktus_id, {"maintenance": maintenance})
+
+        return self.owners.run(f"zone:{zone_id}", write)
+
     def capabilities(self, kaktus_id: str) -> models.NodeCapabilities:
         return self.get(kaktus_id).get("capabilities") or NO_CAPABILITIES
 

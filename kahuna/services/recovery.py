@@ -15,6 +15,11 @@ takes back any half-made change (``updating``: the size before the change). Then
 database; one whose agents are not connected yet is left ``failed`` and tried again on
 the next call (the daemon calls it periodically). A ``failed`` object can also be
 deleted through the API like any other.
+
+A kMotion cut short (an instance ``updating`` with a ``kmotion`` record) is neither: the sweep marks the move
+stranded, and the clean-up asks both Kaktus nodes where the domain is defined, then finishes the move on the
+target or rolls it back to the source (:meth:`kahuna.services.kmotion.KMotionService.resolve`). The clean-up also
+prunes the expired kMotion plans.
 """
 
 from __future__ import annotations
@@ -40,12 +45,14 @@ MULTI_STEP = ("kawaii", "konvey", "kylo", "kompute", "instance", "volume", "proj
 class Report:
     failed: dict[str, int] = field(default_factory=dict)  # leftovers found, by collection
     restored: int = 0  # half-made changes taken back
+    stranded: int = 0  # kMotions cut short, left for the clean-up to resolve
+    moves: dict[str, int] = field(default_factory=dict)  # kMotions resolved: finished, rolled back
     cleaned: dict[str, int] = field(default_factory=dict)  # leftovers destroyed, by collection
     waiting: int = 0  # leftovers whose agents are not connected yet
 
     @property
     def anything(self) -> bool:
-        return bool(self.failed or self.restored or self.cleaned or self.waiting)
+        return bool(self.failed or self.restored or self.cleaned or self.waiting or self.stranded or self.moves)
 
 
 class Recovery:
@@ -84,17 +91,21 @@ class Recovery:
             if not self.db.instances.exists({"_id": ObjectId(kompute["instance_id"])}):
                 self.db.komputes.update(kompute["_id"], {"state": FAILED})
                 report.failed["kompute"] = report.failed.get("kompute", 0) + 1
+        # A kMotion cut short: the agents must say where the domain is; the clean-up resolves it.
+        stranded = self.db.db["instance"].update_many({"state": UPDATING, "kmotion": {"$exists": True}},
+                                                      {"$set": {"kmotion.stranded": True}})
+        report.stranded = stranded.modified_count
         # A resize or a growth cut short: back to the size before (the agent may have applied the new
         # definition; it takes effect only at the next change, and the quota never counted less).
         for collection in ("instance", "volume"):
-            for document in self.db.db[collection].find({"state": UPDATING}):
+            for document in self.db.db[collection].find({"state": UPDATING, "kmotion": {"$exists": False}}):
                 self.db.db[collection].update_one({"_id": document["_id"]},
                                                   {"$set": {**document.get("previous", {}), "state": "ready"},
                                                    "$unset": {"previous": ""}})
                 report.restored += 1
-        if report.failed or report.restored:
-            log.warning("crash recovery: leftovers marked failed %s, changes taken back %d", report.failed,
-                        report.restored)
+        if report.failed or report.restored or report.stranded:
+            log.warning("crash recovery: leftovers marked failed %s, changes taken back %d, kMotions to resolve %d",
+                        report.failed, report.restored, report.stranded)
         return report
 
     def clean_up(self) -> Report:
@@ -111,6 +122,15 @@ class Recovery:
             "volume": s.volumes.destroy,
             "project": s.projects.finish_deletion,
         }
+        s.kmotion.prune()
+        for instance in self.db.instances.find({"kmotion.stranded": True}):
+            try:
+                outcome = s.kmotion.resolve(instance)
+            except (AgentError, KahunaError) as exc:
+                report.waiting += 1
+                log.info("crash recovery: the kMotion of instance %s waits: %s", instance["name"], exc.reason)
+                continue
+            report.moves[outcome] = report.moves.get(outcome, 0) + 1
         touched_projects: set[str] = set()
         for collection in MULTI_STEP:
             for document in self.db.db[collection].find({"state": FAILED}):
@@ -126,9 +146,9 @@ class Recovery:
         for project_id in touched_projects:
             if self.db.projects.exists({"_id": ObjectId(project_id)}):
                 s.projects.reclaim_vrrp_ids(project_id)
-        if report.cleaned:
-            log.warning("crash recovery: leftovers destroyed %s (%d waiting for their agents)", report.cleaned,
-                        report.waiting)
+        if report.cleaned or report.moves:
+            log.warning("crash recovery: leftovers destroyed %s, kMotions resolved %s (%d waiting for their agents)",
+                        report.cleaned, report.moves, report.waiting)
         return report
 
     def _destroy_instance(self, instance: models.Instance) -> None:
@@ -139,4 +159,6 @@ class Recovery:
             self.services.instances.destroy_leftover(instance)
 
     def pending(self) -> int:
-        return sum(self.db.db[collection].count_documents({"state": FAILED}) for collection in MULTI_STEP)
+        moves: int = self.db.instances.count({"kmotion.stranded": True}) + self.services.kmotion.expired_plans()
+        failed: int = sum(self.db.db[collection].count_documents({"state": FAILED}) for collection in MULTI_STEP)
+        return failed + moves

@@ -325,6 +325,22 @@ class Instance(Named):
     kwarantine_ids: NotRequired[list[str]]  # the anti-affinity groups it belongs to (a Kompute's: its instance's)
     uefi: NotRequired[bool]  # UEFI firmware; absent means BIOS, as before 0.58
     kmotion_enabled: NotRequired[bool]  # absent means enabled
+    kmotion: NotRequired[KMotionMove]  # while a kMotion moves it (kahuna.services.kmotion)
+
+
+class KMotionMove(TypedDict):
+    """What an instance being moved carries in its ``kmotion`` field, written before each agent step."""
+
+    plan_id: str
+    source_kaktus_id: str
+    source_zone_id: str
+    target_kaktus_id: str
+    target_zone_id: str
+    live: bool
+    was_running: bool
+    xml: str  # the domain's definition, once read from the source
+    step: str  # the last step started: claimed, stopping, undefining, defining, starting, migrating
+    stranded: NotRequired[bool]  # set by crash recovery: no process is at work on it
 
 
 class Kompute(Stored):

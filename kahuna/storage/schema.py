@@ -72,7 +72,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("volume", indexes=(Index(("storage_pool_id", "name"), unique=True), Index(("project_id",)),
                             Index(("instance_id",)))),
     Kind("instance", indexes=(Index(("name",), unique=True), Index(("project_id",)), Index(("kaktus_id",)),
-                              Index(("local_ip",)), Index(("adapter_ids",)))),
+                              Index(("local_ip",)), Index(("adapter_ids",)), Index(("kwarantine_ids",)))),
     Kind("kompute", indexes=(Index(("name",), unique=True), Index(("project_id",)), Index(("instance_id",)))),
     # One Kawaii per project and region: it is the region's gateway of the project.
     Kind("kawaii", indexes=(Index(("project_id", "region_id"), unique=True),)),

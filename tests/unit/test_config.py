@@ -96,7 +96,7 @@ def test_values_are_coerced(key, value, expected):
     ("global.db.name", ["a"], "configuration key global.db.name must be a str, not ['a']"),
     ("global.http", 3, "configuration key global.http must be a mapping"),
     ("global.htp.port", 1, "unknown configuration key global.htp (known here: accounts, adminEmail, agents, apiKey, "
-                           "bootstrap, cloudinit, db, ha, http, jwt, logLevel, publicUrl, smtp, watchdog)"),
+                           "bootstrap, cloudinit, db, ha, http, jwt, kmotion, logLevel, publicUrl, smtp, watchdog)"),
     ("global.smtp.sender", "x", "unknown configuration key global.smtp.sender (known here: from, host, maildir, "
                                 "password, port, security, timeoutSeconds, username, verifyTls)"),
     ("globals", {}, "unknown configuration key globals (known here: global)"),

@@ -4,7 +4,17 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from kahuna.libvirt_xml import MIB, Disk, Nic, Storage, disk_device, domain_xml, set_resources
+from kahuna.libvirt_xml import (
+    MIB,
+    Disk,
+    Nic,
+    Storage,
+    disk_device,
+    domain_xml,
+    seed_device,
+    set_resources,
+    uefi_machine,
+)
 
 GIB = 1024**3
 CEPH = Storage(address="ceph.acme.internal", port=3300, secret_uuid="5b1c-secret")
@@ -67,6 +77,37 @@ def test_nics_are_bridged_and_tagged_with_their_vlan():
     assert interfaces[0].find("vlan") is None  # VLAN 0: untagged
     assert interfaces[1].find("vlan/tag").get("id") == "100"
     assert all(i.find("model").get("type") == "virtio" for i in interfaces)
+
+
+def test_bios_is_the_default_firmware():
+    root = domain()
+    assert root.find("os").get("firmware") is None
+    assert root.find("os/loader") is None and root.find("os/firmware") is None
+    assert root.find("features/smm") is None
+    assert ET.tostring(root) == ET.tostring(domain(uefi=False))
+
+
+@pytest.mark.parametrize(("machine", "expected"), [("pc-q35-8.2", "pc-q35-8.2"), ("pc-i440fx-8.2", "q35"),
+                                                   ("pc", "q35"), ("", "q35")])
+def test_uefi_is_secure_boot_ovmf_on_q35(machine, expected):
+    assert uefi_machine(machine) == expected
+    root = domain(uefi=True, machine=machine, seed=Disk(seed_device(True), "rbd-ssd", "web-1-seed"))
+    os = root.find("os")
+    assert os.get("firmware") == "efi"
+    assert (os.find("type").get("machine"), os.find("type").text) == (expected, "hvm")
+    assert os.find("loader").attrib == {"readonly": "yes", "secure": "yes", "type": "pflash"}
+    assert {f.get("name"): f.get("enabled") for f in os.findall("firmware/feature")} == {
+        "secure-boot": "yes", "enrolled-keys": "yes"}
+    assert [child.tag for child in os] == ["type", "firmware", "loader", "boot"]  # libvirt's order
+    assert root.find("features/smm").get("state") == "on"  # secure boot needs SMM
+    seed = root.findall("devices/disk")[-1]
+    assert (seed.get("device"), seed.find("target").get("dev"), seed.find("target").get("bus")) == (
+        "cdrom", "sda", "sata")  # q35 has no IDE controller
+    assert [d.find("target").get("bus") for d in root.findall("devices/disk")[:-1]] == ["virtio", "virtio"]
+
+
+def test_the_seed_device_follows_the_firmware():
+    assert (seed_device(False), seed_device(True)) == ("hdd", "sda")
 
 
 def test_optional_parts():

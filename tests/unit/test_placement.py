@@ -58,8 +58,10 @@ def test_siblings_are_successors_or_one_edit_apart(a, b, siblings):
     assert are_siblings(a, b) is siblings
 
 
-def node(kaktus_id="k1", online=True, vcpu_capacity=8, memory_capacity=16 * GIB, vcpus=0, memory=0, names=()):
-    return Node(kaktus_id, f"kaktus-{kaktus_id}", online, vcpu_capacity, memory_capacity, vcpus, memory, list(names))
+def node(kaktus_id="k1", online=True, vcpu_capacity=8, memory_capacity=16 * GIB, vcpus=0, memory=0, names=(),
+         maintenance=False, zone_id="a"):
+    return Node(kaktus_id, f"kaktus-{kaktus_id}", online, vcpu_capacity, memory_capacity, vcpus, memory, list(names),
+                zone_id=zone_id, maintenance=maintenance)
 
 
 @pytest.mark.parametrize(("candidate", "vcpus", "memory", "fits"), [
@@ -73,6 +75,12 @@ def node(kaktus_id="k1", online=True, vcpu_capacity=8, memory_capacity=16 * GIB,
 ])
 def test_a_node_fits_what_its_capacity_still_holds(candidate, vcpus, memory, fits):
     assert candidate.fits(vcpus, memory) is fits
+    assert candidate.has_room(vcpus, memory) is fits
+
+
+def test_a_node_in_maintenance_takes_nothing_new_but_has_room_for_its_own_instances():
+    closed = node(vcpus=2, memory=2 * GIB, maintenance=True)
+    assert (closed.fits(1, GIB), closed.has_room(1, GIB), closed.has_room(7, GIB)) == (False, True, False)
 
 
 @pytest.mark.parametrize(("candidate", "name", "score"), [
@@ -107,6 +115,18 @@ def test_nodes_that_cannot_take_it_are_not_elected():
     assert elect(nodes, "web-1", 1, GIB).kaktus_id == "k3"
 
 
+def test_nodes_in_maintenance_are_never_elected():
+    nodes = [node("k1", maintenance=True), node("k2", vcpus=7, names=["web-2"] * 3)]
+    assert elect(nodes, "web-1", 1, GIB).kaktus_id == "k2"  # loaded, and a sibling's host, but open
+    assert elect([node("k1", maintenance=True)], "web-1", 1, GIB) is None
+
+
+def test_across_zones_the_least_loaded_node_wins():
+    nodes = [node("k1", zone_id="a", vcpus=2, names=["db-1"]), node("k2", zone_id="b", vcpus=1, names=["db-2"]),
+             node("k3", zone_id="b", maintenance=True)]
+    assert elect(nodes, "web-1", 1, GIB).zone_id == "b"
+
+
 def test_excluded_nodes_are_not_elected():
     nodes = [node("k1"), node("k2", vcpus=4)]
     assert elect(nodes, "web-1", 1, GIB, exclude=frozenset({"k1"})).kaktus_id == "k2"
@@ -119,7 +139,26 @@ def test_excluded_nodes_are_not_elected():
     ([node(vcpus=8), node("k2", online=False)],
      "no Kaktus of the zone has room for 2 vCPU(s) and 3 GiB of memory (capacity is threads x CPU overcommit and "
      "memory x memory overcommit)"),
+    ([node(maintenance=True), node("k2", online=False, maintenance=True)],
+     "every Kaktus of the zone is in maintenance"),
+    ([node(maintenance=True), node("k2", online=False)],
+     "no Kaktus of the zone has a connected agent (1 in maintenance)"),
+    ([node(maintenance=True), node("k2", vcpus=8)],
+     "no Kaktus of the zone has room for 2 vCPU(s) and 3 GiB of memory (capacity is threads x CPU overcommit and "
+     "memory x memory overcommit) (1 in maintenance)"),
 ])
 def test_why_none_fits(nodes, reason):
     assert elect(nodes, "web-1", 2, 3 * GIB) is None
     assert why_none_fits(nodes, 2, 3 * GIB) == reason
+
+
+@pytest.mark.parametrize(("nodes", "exclude", "reason"), [
+    ([], frozenset(), "the region has no Kaktus"),
+    ([node(maintenance=True)], frozenset(), "every Kaktus of the region is in maintenance"),
+    ([node(), node("k2", online=False)], frozenset({"k1"}),
+     "every connected Kaktus of the region is excluded by anti-affinity (a Kwarantine group's policy, or the other "
+     "VM of the same service)"),
+])
+def test_why_none_fits_a_region(nodes, exclude, reason):
+    assert elect(nodes, "web-1", 1, GIB, exclude) is None
+    assert why_none_fits(nodes, 1, GIB, exclude, scope="region") == reason
