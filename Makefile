@@ -1,17 +1,25 @@
 # Kahuna: `make run` starts a local Kahuna, `make test` runs the whole suite (the wheel and the Debian package
 # included: tests/test_packaging.py, tests/test_debian_package.py), `make wheel` and `make deb` build into dist/.
 VENV ?= .venv
+# The official SDK of API 0.58.0, beside 0.53.2's in $(VENV): both are named `kowabunga` (tests/sdk058/).
+SDK058_VENV ?= .venv-sdk058
 PYTHON ?= python3
 DATA ?= ./data
 
 .PHONY: install run test unit lint bench wheel deb clean
 
-install: $(VENV)/.installed .tools/bin/ferretdb .tools/.system-deps
+install: $(VENV)/.installed $(SDK058_VENV)/.installed .tools/bin/ferretdb .tools/.system-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+$(SDK058_VENV)/.installed: tests/sdk058/requirements.txt
+	$(PYTHON) -m venv $(SDK058_VENV)
+	echo '*' > $(SDK058_VENV)/.gitignore  # out of git and of scripts/source-tree, as python 3.13's venv does
+	$(SDK058_VENV)/bin/pip install --quiet -r tests/sdk058/requirements.txt
 	touch $@
 
 .tools/bin/ferretdb: scripts/build-ferretdb tools/ferretdb/go.mod
@@ -51,4 +59,4 @@ deb: .tools/.system-deps
 	scripts/build-deb dist
 
 clean:
-	rm -rf $(VENV) .tools tools/ferretdb/vendor dist
+	rm -rf $(VENV) $(SDK058_VENV) .tools tools/ferretdb/vendor dist

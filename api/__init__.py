@@ -6,6 +6,7 @@ the contract's schemas, ask a service, and shape the reply; they hold no logic.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -28,6 +29,7 @@ from api import (
     kmotion,
     konvey,
     kwarantine,
+    legacy,
     metadata,
     networks,
     nodes,
@@ -40,6 +42,7 @@ from api import (
     teams,
     tokens,
     users,
+    versions,
     zones,
 )
 from api.agent_socket import PATH as AGENT_SOCKET_PATH
@@ -100,11 +103,31 @@ class _Flask(Flask):
 
 
 class _Api(flask_smorest.Api):
+    """flask-smorest's Api, serving one OpenAPI document per API version (api.versions), each built once."""
+
     #: What handle_http_exception replies with, as the document's default error reply says.
     ERROR_SCHEMA = ApiErrorSchema
 
+    def __init__(self, app: Flask):
+        self._documents: dict[str, bytes] = {}
+        super().__init__(app)
+        # The current document is also flask-smorest's own /openapi.json.
+        for version in versions.VERSIONS:
+            app.add_url_rule(f"/openapi-{version}.json", endpoint=f"openapi_json_{version}",
+                             view_func=functools.partial(self._openapi_document, version))
+
     def handle_http_exception(self, error: HTTPException) -> Response:  # the contract's error shape
         return errors.handle_http_exception(error)
+
+    def _openapi_json(self) -> Response:
+        return self._openapi_document(versions.CURRENT)
+
+    def _openapi_document(self, version: str) -> Response:
+        document = self._documents.get(version)
+        if document is None:  # the generated document is complete once every blueprint is registered
+            document = json.dumps(versions.document(self.spec.to_dict(), version), indent=2).encode()
+            self._documents[version] = document
+        return Response(document, mimetype="application/json")
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -139,6 +162,7 @@ def create_api_app(services: Services) -> Flask:
     document_errors(api.spec)
     for blueprint in RESOURCE_BLUEPRINTS:
         api.register_blueprint(blueprint)
+    legacy.register(app)  # the 0.53.2 routes 0.58 moved: served, not documented (api/versions.py documents them)
     _register_error_handlers(app)
     return app
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.agents import AgentSchema
+from api.schemas.agents import AgentSchema, AgentUpdateSchema
 from api.schemas.tokens import ApiTokenSchema, ExpiryQuerySchema
+from api.updates import merged
 
-blp = Blueprint("agent", __name__, description="Kowabunga remote agents (Kaktus, Kiwi).")
+blp = Blueprint("agent", __name__, description="Kowabunga remote agents (Kaktus, Kiwi, Kontroller).")
 
 
 @blp.route("/agent")
@@ -33,10 +34,12 @@ class AgentById(MethodView):
         return services().agents.get(agentId)
 
     @blp.operation("UpdateAgent")
-    @blp.arguments(AgentSchema)
+    @blp.arguments(AgentUpdateSchema)
     @blp.response(200, AgentSchema)
-    def put(self, agent, agentId):
-        return services().agents.update(agentId, agent["name"], agent["description"], agent["type"])
+    def put(self, changes, agentId):
+        agents = services().agents
+        agent = merged(AgentSchema, agents.get(agentId), changes)
+        return agents.update(agentId, agent["name"], agent["description"])
 
     @blp.operation("DeleteAgent")
     @blp.response(200)

@@ -23,16 +23,25 @@ from kahuna.services import Services
 
 #: Operations that count attempts and answer 429 past their limits (kahuna.services.throttling).
 THROTTLED_OPERATIONS = ("Login", "ResetPassword")
+#: Error statuses the contract documents for an operation beyond those of its HTTP method (api.errors): the 0.58
+#: kMotion commits (PATCH) answer 400. ``Blueprint.operation(..., errors=...)`` adds to these.
+OPERATION_ERRORS: dict[str, tuple[int, ...]] = {"CommitInstanceKMotion": (400,), "CommitKomputeKMotion": (400,)}
 
 
 def document_errors(spec: APISpec) -> None:
     """Add the error replies of :data:`kahuna.errors.STATUSES` to *spec*'s ``components/responses``, by the
     contract's names (``BadRequest``...), for :meth:`Blueprint.operation` to refer to. Lazily: only those an
     operation refers to are in the document."""
+    # 0.58 names the body of its 500 reply (same shape as every error body); the other replies share ApiError.
+    spec.components.schema("ApiErrorInternalServerError", {
+        "type": "object", "required": ["error", "reason", "status"],
+        "properties": {"status": {"type": "integer", "format": "int32"}, "error": {"type": "string"},
+                       "reason": {"type": "string"}}})
     for status, error in STATUSES.items():
+        body: typing.Any = "ApiErrorInternalServerError" if status == 500 else ApiErrorSchema
         response: dict[str, typing.Any] = {
             "description": f"{error.name} error: {error.title}",
-            "content": {"application/json": {"schema": ApiErrorSchema}},
+            "content": {"application/json": {"schema": body}},
         }
         if status in OPERATIONAL_ERRORS:
             response["headers"] = {"Retry-After": {"description": "Seconds to wait before trying again.",
@@ -166,19 +175,26 @@ class Blueprint(flask_smorest.Blueprint):
         return self.alt_response(200, schema=OBJECT_IDS, description="Returns an array of object IDs.",
                                  success=True)
 
-    def operation(self, operation_id: str) -> typing.Callable:
+    def operation(self, operation_id: str, *, errors: typing.Iterable[int] = ()) -> typing.Callable:
         """Decorate a MethodView method (outermost) as the contract's *operation_id*.
 
-        Sets the operationId, documents the error replies of its HTTP method (references to the responses
-        :func:`document_errors` adds), and checks the caller against the operation's rule in
-        :data:`kahuna.access.RULES` before the request body is even parsed.
+        Sets the operationId, documents the error replies of its HTTP method, 500 (every operation may fail), and
+        the operation's own beyond its method's (:data:`OPERATION_ERRORS`, and *errors*): references to the
+        responses :func:`document_errors` adds. Checks the caller against the operation's rule in
+        :data:`kahuna.access.RULES` before the request body is even parsed. The statuses documented are kept for
+        the request (``g``): :func:`api.errors.documented_status` answers one of them.
         """
         rule = access.rule_for(operation_id)
         public = isinstance(rule, access.Public)
+        extra = (*OPERATION_ERRORS.get(operation_id, ()), *errors)
 
         def decorator(view: typing.Callable) -> typing.Callable:
+            documented = tuple(sorted({*DOCUMENTED_ERRORS.get(view.__name__.upper(), ()), *extra, 500,
+                                       *((429,) if operation_id in THROTTLED_OPERATIONS else ())}))
+
             @functools.wraps(view)
             def guarded(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+                g.documented_errors = documented
                 if not public:
                     gate = services().access
                     environ = request.environ  # the headers X-API-Key and Authorization, as request.headers has them
@@ -187,14 +203,13 @@ class Blueprint(flask_smorest.Blueprint):
                     g.identity = caller
                 return view(*args, **kwargs)
 
-            errors = DOCUMENTED_ERRORS.get(view.__name__.upper(), ())
-            if operation_id in THROTTLED_OPERATIONS:
-                errors += (429,)
             doc: dict[str, typing.Any] = {"operationId": operation_id,
-                                          "responses": {status: STATUSES[status].name for status in errors}}
+                                          "responses": {status: STATUSES[status].name for status in documented}}
             if public:
                 doc["security"] = []
             # One doc() for all of it: each documenting decorator is also a wrapper called at every request.
-            return self.doc(**doc)(guarded)
+            wrapped = self.doc(**doc)(guarded)
+            wrapped.operation_id = operation_id  # what api.legacy finds a view by
+            return wrapped
 
         return decorator

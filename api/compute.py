@@ -11,10 +11,15 @@ from api.schemas.compute import (
     InstanceRemoteAccessSchema,
     InstanceSchema,
     InstanceStateSchema,
+    InstanceUpdateSchema,
     KomputeSchema,
+    KomputeUpdateSchema,
     KyloSchema,
+    KyloUpdateSchema,
     VolumeSchema,
+    VolumeUpdateSchema,
 )
+from api.updates import merged
 
 volume_blp = Blueprint("volume", __name__, description="Volumes: RBD images of a project.")
 instance_blp = Blueprint("instance", __name__, description="Instances: virtual machines on a Kaktus.")
@@ -40,10 +45,11 @@ class VolumeById(MethodView):
         return services().volumes.get(volumeId)
 
     @volume_blp.operation("UpdateVolume")
-    @volume_blp.arguments(VolumeSchema)
+    @volume_blp.arguments(VolumeUpdateSchema)
     @volume_blp.response(200, VolumeSchema)
-    def put(self, volume, volumeId):
-        return services().volumes.update(volumeId, volume)
+    def put(self, changes, volumeId):
+        volumes = services().volumes
+        return volumes.update(volumeId, merged(VolumeSchema, volumes.get(volumeId), changes))
 
     @volume_blp.operation("DeleteVolume")
     @volume_blp.response(200)
@@ -68,10 +74,11 @@ class InstanceById(MethodView):
         return services().instances.get(instanceId)
 
     @instance_blp.operation("UpdateInstance")
-    @instance_blp.arguments(InstanceSchema)
+    @instance_blp.arguments(InstanceUpdateSchema)
     @instance_blp.response(200, InstanceSchema)
-    def put(self, instance, instanceId):
-        return services().instances.update(instanceId, instance)
+    def put(self, changes, instanceId):
+        instances = services().instances
+        return instances.update(instanceId, merged(InstanceSchema, instances.get(instanceId), changes))
 
     @instance_blp.operation("DeleteInstance")
     @instance_blp.response(200)
@@ -113,11 +120,12 @@ class KomputeById(MethodView):
         return komputes.details(komputes.get(komputeId))
 
     @kompute_blp.operation("UpdateKompute")
-    @kompute_blp.arguments(KomputeSchema)
+    @kompute_blp.arguments(KomputeUpdateSchema)
     @kompute_blp.response(200, KomputeSchema)
-    def put(self, kompute, komputeId):
+    def put(self, changes, komputeId):
         komputes = services().komputes
-        return komputes.details(komputes.update(komputeId, kompute))
+        current = komputes.details(komputes.get(komputeId))
+        return komputes.details(komputes.update(komputeId, merged(KomputeSchema, current, changes)))
 
     @kompute_blp.operation("DeleteKompute")
     @kompute_blp.response(200)
@@ -169,11 +177,12 @@ class KyloById(MethodView):
         return kylos.details(kylos.get(kyloId))
 
     @kylo_blp.operation("UpdateKylo")
-    @kylo_blp.arguments(KyloSchema)
+    @kylo_blp.arguments(KyloUpdateSchema)
     @kylo_blp.response(200, KyloSchema)
-    def put(self, kylo, kyloId):
+    def put(self, changes, kyloId):
         kylos = services().kylos
-        return kylos.details(kylos.update(kyloId, kylo))
+        current = kylos.details(kylos.get(kyloId))
+        return kylos.details(kylos.update(kyloId, merged(KyloSchema, current, changes)))
 
     @kylo_blp.operation("DeleteKylo")
     @kylo_blp.response(200)

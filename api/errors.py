@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import typing
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
 
@@ -13,9 +13,9 @@ from kahuna.errors import KahunaError, error_body
 
 log = logging.getLogger(__name__)
 
-#: Error statuses the contract documents, by HTTP method. A domain error whose
-#: status the operation does not document is reported as 422, the contract's
-#: "Server can't process request" (e.g. a name clash on PUT, which lists no 409).
+#: Error statuses the contract documents, by HTTP method (and 500, for every operation: api.blueprint adds it,
+#: and an operation's own extras). A domain error whose status the operation does not document is reported as 422,
+#: the contract's "Server can't process request" (e.g. a name clash on PUT, which lists no 409).
 DOCUMENTED_ERRORS = {
     "GET": (400, 401, 403, 404),
     "POST": (400, 401, 403, 404, 409, 422, 507),
@@ -27,9 +27,19 @@ DOCUMENTED_ERRORS = {
 OPERATIONAL_ERRORS = (429, 503)
 
 
+def documented_errors() -> tuple[int, ...] | None:
+    """The error statuses the current request's operation documents (api.blueprint.Blueprint.operation keeps them
+    in ``g``); outside an operation (no such path, a method not allowed), those of the request's method."""
+    documented: tuple[int, ...] | None = g.get("documented_errors")
+    if documented is not None:
+        return documented
+    by_method = DOCUMENTED_ERRORS.get(request.method)
+    return None if by_method is None else (*by_method, 500)
+
+
 def documented_status(status: int) -> int:
-    """*status*, or 422 when the operation's method does not document it."""
-    documented = DOCUMENTED_ERRORS.get(request.method)
+    """*status*, or 422 when the operation does not document it."""
+    documented = documented_errors()
     if documented is None or status in documented or status in OPERATIONAL_ERRORS + (405, 413):
         return status
     if status in (400, 409, 507):
@@ -80,7 +90,7 @@ def handle_unexpected(error: Exception) -> Response:
 # -- input validation errors --------------------------------------------------------
 # Malformed input (not JSON, JSON that api.blueprint.decode_json refuses: too deep, a lone surrogate, a huge
 # integer; a value of the wrong JSON type; an unknown field) is a 400; well-formed input that breaks a rule
-# (missing field, value out of range) is a 422. PATCH documents no 400: there, both are 422.
+# (missing field, value out of range) is a 422. Most PATCHes document no 400: there, both are 422.
 
 _MALFORMED_PREFIXES = ("Not a valid", "Invalid input type", "Invalid JSON body", "Unknown field",
                        "Field may not be null")

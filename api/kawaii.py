@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.compute import KawaiiIpSecSchema, KawaiiSchema
+from api.schemas.compute import KawaiiIpSecSchema, KawaiiIpSecUpdateSchema, KawaiiSchema, KawaiiUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("kawaii", __name__, description="Kawaii: a project's Internet gateway in a region.")
 
@@ -27,11 +28,12 @@ class KawaiiById(MethodView):
         return kawaiis.details(kawaiis.get(kawaiiId))
 
     @blp.operation("UpdateKawaii")
-    @blp.arguments(KawaiiSchema)
+    @blp.arguments(KawaiiUpdateSchema)
     @blp.response(200, KawaiiSchema)
-    def put(self, kawaii, kawaiiId):
+    def put(self, changes, kawaiiId):
         kawaiis = services().kawaiis
-        return kawaiis.details(kawaiis.update(kawaiiId, kawaii))
+        current = kawaiis.details(kawaiis.get(kawaiiId))
+        return kawaiis.details(kawaiis.update(kawaiiId, merged(KawaiiSchema, current, changes)))
 
     @blp.operation("DeleteKawaii")
     @blp.response(200)
@@ -54,21 +56,23 @@ class KawaiiIpSecs(MethodView):
         return services().kawaiis.create_ipsec(kawaiiId, ipsec)
 
 
-@blp.route("/kawaii/<kawaiiId>/ipsec/<KawaiiIpSecId>")
+@blp.route("/kawaii/<kawaiiId>/ipsec/<kawaiiIpSecId>")
 class KawaiiIpSecById(MethodView):
     @blp.operation("ReadKawaiiIpSec")
     @blp.response(200, KawaiiIpSecSchema)
-    def get(self, kawaiiId, KawaiiIpSecId):
-        return services().kawaiis.ipsec(kawaiiId, KawaiiIpSecId)
+    def get(self, kawaiiId, kawaiiIpSecId):
+        return services().kawaiis.ipsec(kawaiiId, kawaiiIpSecId)
 
     @blp.operation("UpdateKawaiiIpSec")
-    @blp.arguments(KawaiiIpSecSchema)
+    @blp.arguments(KawaiiIpSecUpdateSchema)
     @blp.response(200, KawaiiIpSecSchema)
-    def put(self, ipsec, kawaiiId, KawaiiIpSecId):
-        return services().kawaiis.update_ipsec(kawaiiId, KawaiiIpSecId, ipsec)
+    def put(self, changes, kawaiiId, kawaiiIpSecId):
+        kawaiis = services().kawaiis
+        current = kawaiis.ipsec(kawaiiId, kawaiiIpSecId)
+        return kawaiis.update_ipsec(kawaiiId, kawaiiIpSecId, merged(KawaiiIpSecSchema, current, changes))
 
     @blp.operation("DeleteKawaiiIpSec")
     @blp.response(200)
-    def delete(self, kawaiiId, KawaiiIpSecId):
-        services().kawaiis.delete_ipsec(kawaiiId, KawaiiIpSecId)
+    def delete(self, kawaiiId, kawaiiIpSecId):
+        services().kawaiis.delete_ipsec(kawaiiId, kawaiiIpSecId)
         return empty()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.compute import KonveySchema
+from api.schemas.compute import KonveySchema, KonveyUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("konvey", __name__, description="Konvey: a project's network load balancer.")
 
@@ -26,10 +27,11 @@ class KonveyById(MethodView):
         return services().konveys.get(konveyId)
 
     @blp.operation("UpdateKonvey")
-    @blp.arguments(KonveySchema)
+    @blp.arguments(KonveyUpdateSchema)
     @blp.response(200, KonveySchema)
-    def put(self, konvey, konveyId):
-        return services().konveys.update(konveyId, konvey)
+    def put(self, changes, konveyId):
+        konveys = services().konveys
+        return konveys.update(konveyId, merged(KonveySchema, konveys.get(konveyId), changes))
 
     @blp.operation("DeleteKonvey")
     @blp.response(200)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.infrastructure import AdapterSchema, AssignIpQuerySchema, SubnetSchema, VNetSchema
+from api.schemas.infrastructure import (
+    AdapterSchema,
+    AdapterUpdateSchema,
+    AssignIpQuerySchema,
+    SubnetSchema,
+    SubnetUpdateSchema,
+    VNetSchema,
+    VNetUpdateSchema,
+)
+from api.updates import merged
 
 vnet_blp = Blueprint("vnet", __name__, description="Virtual networks (a VLAN on a host bridge).")
 subnet_blp = Blueprint("subnet", __name__, description="Subnets of a virtual network.")
@@ -28,10 +37,11 @@ class VNetById(MethodView):
         return services().vnets.get(vnetId)
 
     @vnet_blp.operation("UpdateVNet")
-    @vnet_blp.arguments(VNetSchema)
+    @vnet_blp.arguments(VNetUpdateSchema)
     @vnet_blp.response(200, VNetSchema)
-    def put(self, vnet, vnetId):
-        return services().vnets.update(vnetId, vnet)
+    def put(self, changes, vnetId):
+        vnets = services().vnets
+        return vnets.update(vnetId, merged(VNetSchema, vnets.get(vnetId), changes))
 
     @vnet_blp.operation("DeleteVNet")
     @vnet_blp.response(200)
@@ -42,7 +52,7 @@ class VNetById(MethodView):
 
 @vnet_blp.route("/vnet/<vnetId>/subnet")
 class VNetSubnet(MethodView):
-    @vnet_blp.operation("CreateSubnet")
+    @vnet_blp.operation("CreateVNetSubnet")
     @vnet_blp.arguments(SubnetSchema)
     @vnet_blp.response(201, SubnetSchema)
     def post(self, subnet, vnetId):
@@ -82,10 +92,11 @@ class SubnetById(MethodView):
         return services().subnets.get(subnetId)
 
     @subnet_blp.operation("UpdateSubnet")
-    @subnet_blp.arguments(SubnetSchema)
+    @subnet_blp.arguments(SubnetUpdateSchema)
     @subnet_blp.response(200, SubnetSchema)
-    def put(self, subnet, subnetId):
-        return services().subnets.update(subnetId, subnet)
+    def put(self, changes, subnetId):
+        subnets = services().subnets
+        return subnets.update(subnetId, merged(SubnetSchema, subnets.get(subnetId), changes))
 
     @subnet_blp.operation("DeleteSubnet")
     @subnet_blp.response(200)
@@ -96,7 +107,7 @@ class SubnetById(MethodView):
 
 @subnet_blp.route("/subnet/<subnetId>/adapter")
 class SubnetAdapter(MethodView):
-    @subnet_blp.operation("CreateAdapter")
+    @subnet_blp.operation("CreateSubnetAdapter")
     @subnet_blp.arguments(AssignIpQuerySchema, location="query")
     @subnet_blp.arguments(AdapterSchema)
     @subnet_blp.response(201, AdapterSchema)
@@ -128,10 +139,11 @@ class AdapterById(MethodView):
         return services().adapters.get(adapterId)
 
     @adapter_blp.operation("UpdateAdapter")
-    @adapter_blp.arguments(AdapterSchema)
+    @adapter_blp.arguments(AdapterUpdateSchema)
     @adapter_blp.response(200, AdapterSchema)
-    def put(self, adapter, adapterId):
-        return services().adapters.update(adapterId, adapter)
+    def put(self, changes, adapterId):
+        adapters = services().adapters
+        return adapters.update(adapterId, merged(AdapterSchema, adapters.get(adapterId), changes))
 
     @adapter_blp.operation("DeleteAdapter")
     @adapter_blp.response(200)

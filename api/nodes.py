@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.infrastructure import KaktusCapsSchema, KaktusSchema, KiwiSchema
+from api.schemas.infrastructure import KaktusCapsSchema, KaktusSchema, KaktusUpdateSchema, KiwiSchema, KiwiUpdateSchema
+from api.updates import merged
 
 kaktus_blp = Blueprint("kaktus", __name__, description="Kaktus hyper-converged nodes.")
 kiwi_blp = Blueprint("kiwi", __name__, description="Kiwi network gateways (DNS).")
@@ -13,7 +14,7 @@ kiwi_blp = Blueprint("kiwi", __name__, description="Kiwi network gateways (DNS).
 
 @kaktus_blp.route("/kaktus")
 class Kaktuses(MethodView):
-    @kaktus_blp.operation("ListKaktuss")
+    @kaktus_blp.operation("ListKaktuses")
     @kaktus_blp.ids_response()
     def get(self):
         return services().kaktuses.list_ids()
@@ -27,10 +28,11 @@ class KaktusById(MethodView):
         return services().kaktuses.get(kaktusId)
 
     @kaktus_blp.operation("UpdateKaktus")
-    @kaktus_blp.arguments(KaktusSchema)
+    @kaktus_blp.arguments(KaktusUpdateSchema)
     @kaktus_blp.response(200, KaktusSchema)
-    def put(self, kaktus, kaktusId):
-        return services().kaktuses.update(kaktusId, kaktus)
+    def put(self, changes, kaktusId):
+        kaktuses = services().kaktuses
+        return kaktuses.update(kaktusId, merged(KaktusSchema, kaktuses.get(kaktusId), changes))
 
     @kaktus_blp.operation("DeleteKaktus")
     @kaktus_blp.response(200)
@@ -71,10 +73,12 @@ class KiwiById(MethodView):
         return services().kiwis.get(kiwiId)
 
     @kiwi_blp.operation("UpdateKiwi")
-    @kiwi_blp.arguments(KiwiSchema)
+    @kiwi_blp.arguments(KiwiUpdateSchema)
     @kiwi_blp.response(200, KiwiSchema)
-    def put(self, kiwi, kiwiId):
-        return services().kiwis.update(kiwiId, kiwi["name"], kiwi["description"], kiwi["agent_ids"])
+    def put(self, changes, kiwiId):
+        kiwis = services().kiwis
+        kiwi = merged(KiwiSchema, kiwis.get(kiwiId), changes)
+        return kiwis.update(kiwiId, kiwi["name"], kiwi["description"], kiwi["agent_ids"])
 
     @kiwi_blp.operation("DeleteKiwi")
     @kiwi_blp.response(200)

@@ -12,7 +12,7 @@ import jinja2
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.blueprint import services
-from kahuna import API_VERSION, CODENAME, __version__
+from kahuna import VERSION_LINE
 from kahuna.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from kahuna.services.users import InvalidLink
 
@@ -80,7 +80,7 @@ def confirm_email_change() -> Response:
 
 @blp.route("/version")
 def version() -> Response:
-    return Response(f"{__version__} ({CODENAME}, API {API_VERSION})\n", mimetype="text/plain")
+    return Response(f"{VERSION_LINE}\n", mimetype="text/plain")
 
 
 def _node() -> NodeState:

@@ -22,8 +22,10 @@ from api.schemas.projects import (
     ListProjectsQuerySchema,
     ProjectResourcesSchema,
     ProjectSchema,
+    ProjectUpdateSchema,
     SubnetSizeQuerySchema,
 )
+from api.updates import merged
 
 blp = Blueprint("project", __name__, description="Projects (tenants) and what they own.")
 
@@ -52,10 +54,11 @@ class ProjectById(MethodView):
         return services().projects.get(projectId)
 
     @blp.operation("UpdateProject")
-    @blp.arguments(ProjectSchema)
+    @blp.arguments(ProjectUpdateSchema)
     @blp.response(200, ProjectSchema)
-    def put(self, project, projectId):
-        return services().projects.update(identity(), projectId, project)
+    def put(self, changes, projectId):
+        projects = services().projects
+        return projects.update(identity(), projectId, merged(ProjectSchema, projects.get(projectId), changes))
 
     @blp.operation("DeleteProject")
     @blp.response(200)
@@ -158,14 +161,19 @@ class ProjectZoneKomputes(MethodView):
         return services().komputes.list_ids(projectId, zone_id=zoneId)
 
 
-@blp.route("/project/<projectId>/region/<regionId>/kylo")
-class ProjectRegionKylo(MethodView):
+@blp.route("/project/<projectId>/region/<regionId>/kylos")
+class ProjectRegionKylos(MethodView):
+    """Also routed at 0.53.2's GET /project/<projectId>/region/<regionId>/kylo (api.legacy)."""
+
     @blp.operation("ListProjectRegionKylos")
     @blp.arguments(NfsQuerySchema, location="query")
     @blp.ids_response()
     def get(self, _query, projectId, regionId):
         return services().kylos.list_ids(projectId, region_id=regionId)
 
+
+@blp.route("/project/<projectId>/region/<regionId>/kylo")
+class ProjectRegionKylo(MethodView):
     @blp.operation("CreateProjectRegionKylo")
     @blp.arguments(NfsQuerySchema, location="query")
     @blp.arguments(KyloSchema)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.infrastructure import DnsRecordSchema
+from api.schemas.infrastructure import DnsRecordSchema, DnsRecordUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("record", __name__, description="DNS records served by the Kiwi gateways.")
 
@@ -18,10 +19,12 @@ class RecordById(MethodView):
         return services().dns.get(recordId)
 
     @blp.operation("UpdateDnsRecord")
-    @blp.arguments(DnsRecordSchema)
+    @blp.arguments(DnsRecordUpdateSchema)
     @blp.response(200, DnsRecordSchema)
-    def put(self, record, recordId):
-        return services().dns.update(recordId, record["name"], record["description"], record["addresses"])
+    def put(self, changes, recordId):
+        dns = services().dns
+        record = merged(DnsRecordSchema, dns.get(recordId), changes)
+        return dns.update(recordId, record["name"], record["description"], record["addresses"])
 
     @blp.operation("DeleteDnsRecord")
     @blp.response(200)

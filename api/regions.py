@@ -10,11 +10,13 @@ from api.schemas.infrastructure import (
     KiwiSchema,
     PoolQuerySchema,
     RegionSchema,
+    RegionUpdateSchema,
     StorageNFSSchema,
     StoragePoolSchema,
     VNetSchema,
     ZoneSchema,
 )
+from api.updates import merged
 
 blp = Blueprint("region", __name__, description="Regions and what they hold.")
 
@@ -41,10 +43,12 @@ class RegionById(MethodView):
         return services().regions.get(regionId)
 
     @blp.operation("UpdateRegion")
-    @blp.arguments(RegionSchema)
+    @blp.arguments(RegionUpdateSchema)
     @blp.response(200, RegionSchema)
-    def put(self, region, regionId):
-        return services().regions.update(regionId, region["name"], region["description"], region["domain"])
+    def put(self, changes, regionId):
+        regions = services().regions
+        region = merged(RegionSchema, regions.get(regionId), changes)
+        return regions.update(regionId, region["name"], region["description"], region["domain"])
 
     @blp.operation("DeleteRegion")
     @blp.response(200)
@@ -55,7 +59,7 @@ class RegionById(MethodView):
 
 @blp.route("/region/<regionId>/zone")
 class RegionZone(MethodView):
-    @blp.operation("CreateZone")
+    @blp.operation("CreateRegionZone")
     @blp.arguments(ZoneSchema)
     @blp.response(201, ZoneSchema)
     def post(self, zone, regionId):
@@ -72,7 +76,7 @@ class RegionZones(MethodView):
 
 @blp.route("/region/<regionId>/kiwi")
 class RegionKiwi(MethodView):
-    @blp.operation("CreateKiwi")
+    @blp.operation("CreateRegionKiwi")
     @blp.arguments(KiwiSchema)
     @blp.response(201, KiwiSchema)
     def post(self, kiwi, regionId):
@@ -89,7 +93,7 @@ class RegionKiwis(MethodView):
 
 @blp.route("/region/<regionId>/vnet")
 class RegionVNet(MethodView):
-    @blp.operation("CreateVNet")
+    @blp.operation("CreateRegionVNet")
     @blp.arguments(VNetSchema)
     @blp.response(201, VNetSchema)
     def post(self, vnet, regionId):
@@ -106,7 +110,7 @@ class RegionVNets(MethodView):
 
 @blp.route("/region/<regionId>/pool")
 class RegionPool(MethodView):
-    @blp.operation("CreateStoragePool")
+    @blp.operation("CreateRegionStoragePool")
     @blp.arguments(StoragePoolSchema)
     @blp.response(201, StoragePoolSchema)
     def post(self, pool, regionId):
@@ -130,15 +134,21 @@ class RegionDefaultPool(MethodView):
         return empty()
 
 
-@blp.route("/region/<regionId>/nfs")
-class RegionNfs(MethodView):
-    @blp.operation("ListRegionStorageNFSs")
+@blp.route("/region/<regionId>/nfses")
+class RegionNfses(MethodView):
+    """Also routed at 0.53.2's GET /region/<regionId>/nfs (api.legacy), which took a poolId: still accepted,
+    ignored."""
+
+    @blp.operation("ListRegionStorageNFSes")
     @blp.arguments(PoolQuerySchema, location="query")
     @blp.ids_response()
     def get(self, _query, regionId):
         return services().nfs.list_ids(regionId)
 
-    @blp.operation("CreateStorageNFS")
+
+@blp.route("/region/<regionId>/nfs")
+class RegionNfs(MethodView):
+    @blp.operation("CreateRegionStorageNFS")
     @blp.arguments(PoolQuerySchema, location="query")
     @blp.arguments(StorageNFSSchema)
     @blp.response(201, StorageNFSSchema)

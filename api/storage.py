@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.infrastructure import StorageNFSSchema, StoragePoolSchema, TemplateSchema
+from api.schemas.infrastructure import (
+    StorageNFSSchema,
+    StorageNFSUpdateSchema,
+    StoragePoolSchema,
+    StoragePoolUpdateSchema,
+    TemplateSchema,
+    TemplateUpdateSchema,
+)
+from api.updates import merged
 
 pool_blp = Blueprint("pool", __name__, description="Ceph RBD storage pools.")
 nfs_blp = Blueprint("nfs", __name__, description="NFS storages (CephFS behind NFS-Ganesha).")
@@ -28,10 +36,11 @@ class PoolById(MethodView):
         return services().pools.get(poolId)
 
     @pool_blp.operation("UpdateStoragePool")
-    @pool_blp.arguments(StoragePoolSchema)
+    @pool_blp.arguments(StoragePoolUpdateSchema)
     @pool_blp.response(200, StoragePoolSchema)
-    def put(self, pool, poolId):
-        return services().pools.update(poolId, pool)
+    def put(self, changes, poolId):
+        pools = services().pools
+        return pools.update(poolId, merged(StoragePoolSchema, pools.get(poolId), changes))
 
     @pool_blp.operation("DeleteStoragePool")
     @pool_blp.response(200)
@@ -50,7 +59,7 @@ class PoolVolumes(MethodView):
 
 @pool_blp.route("/pool/<poolId>/template")
 class PoolTemplate(MethodView):
-    @pool_blp.operation("CreateTemplate")
+    @pool_blp.operation("CreateStoragePoolTemplate")
     @pool_blp.arguments(TemplateSchema)
     @pool_blp.response(201, TemplateSchema)
     def post(self, template, poolId):
@@ -77,7 +86,7 @@ class PoolDefaultTemplate(MethodView):
 
 @nfs_blp.route("/nfs")
 class NfsStorages(MethodView):
-    @nfs_blp.operation("ListStorageNFSs")
+    @nfs_blp.operation("ListStorageNFSes")
     @nfs_blp.ids_response()
     def get(self):
         return services().nfs.list_ids()
@@ -91,10 +100,11 @@ class NfsById(MethodView):
         return services().nfs.get(nfsId)
 
     @nfs_blp.operation("UpdateStorageNFS")
-    @nfs_blp.arguments(StorageNFSSchema)
+    @nfs_blp.arguments(StorageNFSUpdateSchema)
     @nfs_blp.response(200, StorageNFSSchema)
-    def put(self, nfs, nfsId):
-        return services().nfs.update(nfsId, nfs)
+    def put(self, changes, nfsId):
+        nfs = services().nfs
+        return nfs.update(nfsId, merged(StorageNFSSchema, nfs.get(nfsId), changes))
 
     @nfs_blp.operation("DeleteStorageNFS")
     @nfs_blp.response(200)
@@ -103,8 +113,10 @@ class NfsById(MethodView):
         return empty()
 
 
-@nfs_blp.route("/nfs/<nfsId>/kylo")
+@nfs_blp.route("/nfs/<nfsId>/kylos")
 class NfsKylos(MethodView):
+    """Also routed at 0.53.2's /nfs/<nfsId>/kylo (api.legacy)."""
+
     @nfs_blp.operation("ListStorageNFSKylos")
     @nfs_blp.ids_response()
     def get(self, nfsId):
@@ -127,10 +139,12 @@ class TemplateById(MethodView):
         return services().templates.get(templateId)
 
     @template_blp.operation("UpdateTemplate")
-    @template_blp.arguments(TemplateSchema)
+    @template_blp.arguments(TemplateUpdateSchema)
     @template_blp.response(200, TemplateSchema)
-    def put(self, template, templateId):
-        return services().templates.update(templateId, template["name"], template["description"], template["os"])
+    def put(self, changes, templateId):
+        templates = services().templates
+        template = merged(TemplateSchema, templates.get(templateId), changes)
+        return templates.update(templateId, template["name"], template["description"], template["os"])
 
     @template_blp.operation("DeleteTemplate")
     @template_blp.response(200)

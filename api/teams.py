@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.teams import TeamSchema
+from api.schemas.teams import TeamSchema, TeamUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("team", __name__, description="Teams of users, attached to projects.")
 
@@ -32,10 +33,12 @@ class TeamById(MethodView):
         return services().teams.get(teamId)
 
     @blp.operation("UpdateTeam")
-    @blp.arguments(TeamSchema)
+    @blp.arguments(TeamUpdateSchema)
     @blp.response(200, TeamSchema)
-    def put(self, team, teamId):
-        return services().teams.update(teamId, team["name"], team["description"], team["user_ids"])
+    def put(self, changes, teamId):
+        teams = services().teams
+        team = merged(TeamSchema, teams.get(teamId), changes)
+        return teams.update(teamId, team["name"], team["description"], team["user_ids"])
 
     @blp.operation("DeleteTeam")
     @blp.response(200)

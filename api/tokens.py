@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.tokens import ApiTokenSchema
+from api.schemas.tokens import ApiTokenSchema, ApiTokenUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("token", __name__, description="Server-to-server API tokens.")
 
@@ -26,11 +27,12 @@ class TokenById(MethodView):
         return services().tokens.get(tokenId)
 
     @blp.operation("UpdateApiToken")
-    @blp.arguments(ApiTokenSchema)
+    @blp.arguments(ApiTokenUpdateSchema)
     @blp.response(200, ApiTokenSchema)
-    def put(self, token, tokenId):
-        return services().tokens.update(tokenId, token["name"], token["description"], token["expire"],
-                                        token["expiration_date"])
+    def put(self, changes, tokenId):
+        tokens = services().tokens
+        token = merged(ApiTokenSchema, tokens.get(tokenId), changes)
+        return tokens.update(tokenId, token["name"], token["description"], token["expire"], token["expiration_date"])
 
     @blp.operation("DeleteApiToken")
     @blp.response(200)

@@ -7,7 +7,9 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, identity, services
 from api.schemas.tokens import ApiTokenSchema, ExpiryQuerySchema
-from api.schemas.users import PasswordSchema, UserCredentialsSchema, UserEmailSchema, UserSchema
+from api.schemas.users import PasswordSchema, UserCredentialsSchema, UserEmailSchema, UserSchema, UserUpdateSchema
+from api.updates import merged
+from api.versions import login_status
 
 blp = Blueprint("user", __name__, description="Kowabunga users, their sessions, passwords and API keys.")
 
@@ -16,10 +18,12 @@ blp = Blueprint("user", __name__, description="Kowabunga users, their sessions, 
 class Login(MethodView):
     @blp.operation("Login")
     @blp.arguments(UserCredentialsSchema)
-    @blp.response(201, UserCredentialsSchema)
+    @blp.response(200, UserCredentialsSchema)
     def post(self, credentials):
         token = services().sessions.login(credentials["email"], credentials["password"], request.remote_addr or "")
-        return {"email": credentials["email"], "password": "", "jwt": token}
+        # 201 for the Python SDKs that read only 201 (API 0.53.2): api.versions.login_status.
+        return ({"email": credentials["email"], "password": "", "jwt": token},
+                login_status(request.headers.get("User-Agent")))
 
 
 @blp.route("/logout")
@@ -33,10 +37,14 @@ class Logout(MethodView):
 
 @blp.route("/resetPassword")
 class ResetPassword(MethodView):
+    """POST (API 0.58); API 0.53.2's PUT is routed here too (api.legacy). Public and throttled; the same answer
+    whether the address is known or not. What it starts is the e-mailed confirmation link, for both versions: an
+    anonymous request that replaced a password at once would let anyone lock users out (README)."""
+
     @blp.operation("ResetPassword")
     @blp.arguments(UserEmailSchema)
     @blp.response(200)
-    def put(self, body):
+    def post(self, body):
         services().users.request_password_reset(body["email"], request.remote_addr or "")
         return empty()
 
@@ -64,11 +72,13 @@ class UserById(MethodView):
         return services().users.get(userId)
 
     @blp.operation("UpdateUser")
-    @blp.arguments(UserSchema)
+    @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
-    def put(self, user, userId):
-        return services().users.update(identity(), userId, user["name"], user["email"], user["role"],
-                                       user["description"], user["notifications"])
+    def put(self, changes, userId):
+        users = services().users
+        user = merged(UserSchema, users.get(userId), changes)
+        return users.update(identity(), userId, user["name"], user["email"], user["role"], user["description"],
+                            user["notifications"])
 
     @blp.operation("DeleteUser")
     @blp.response(200)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
-from api.schemas.infrastructure import KaktusSchema, ZoneSchema
+from api.schemas.infrastructure import KaktusSchema, ZoneSchema, ZoneUpdateSchema
+from api.updates import merged
 
 blp = Blueprint("zone", __name__, description="Availability zones of a region.")
 
@@ -26,10 +27,12 @@ class ZoneById(MethodView):
         return services().zones.get(zoneId)
 
     @blp.operation("UpdateZone")
-    @blp.arguments(ZoneSchema)
+    @blp.arguments(ZoneUpdateSchema)
     @blp.response(200, ZoneSchema)
-    def put(self, zone, zoneId):
-        return services().zones.update(zoneId, zone["name"], zone["description"])
+    def put(self, changes, zoneId):
+        zones = services().zones
+        zone = merged(ZoneSchema, zones.get(zoneId), changes)
+        return zones.update(zoneId, zone["name"], zone["description"])
 
     @blp.operation("DeleteZone")
     @blp.response(200)
@@ -40,7 +43,7 @@ class ZoneById(MethodView):
 
 @blp.route("/zone/<zoneId>/kaktus")
 class ZoneKaktus(MethodView):
-    @blp.operation("CreateKaktus")
+    @blp.operation("CreateZoneKaktus")
     @blp.arguments(KaktusSchema)
     @blp.response(201, KaktusSchema)
     def post(self, kaktus, zoneId):

@@ -34,7 +34,7 @@ STATUSES: dict[int, ErrorStatus] = {
     413: ErrorStatus("PayloadTooLarge", "Request body too large."),
     422: ErrorStatus("UnprocessableEntity", "Server can't process request."),
     429: ErrorStatus("TooManyRequests", "Too many requests."),
-    500: ErrorStatus("InternalServerError", "Internal server error."),
+    500: ErrorStatus("InternalServerError", "Server-side failure while processing the request."),
     503: ErrorStatus("ServiceUnavailable", "Service unavailable."),
     507: ErrorStatus("InsufficientResource",
                      "Server can't allocate resources (logical quotas or physical limits hit)."),

@@ -22,6 +22,8 @@ import os  # noqa: E402
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.sdk058.harness"]  # the 0.58 SDK's fixtures: sdk058, sdk058_python
+
 _databases = itertools.count()
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ def test_patch_with_a_malformed_query_is_a_documented_422(deployment, http):
 
 
 def test_version_and_health(http):
-    assert "API 0.53.2" in http("GET", "/version").data.decode()
+    assert "API 0.58.0, 0.53.2" in http("GET", "/version").data.decode()
     health = http("GET", "/healthz")
     assert health.status == 200 and health.json() == {"status": "ok", "database": True, "role": "active"}
 
@@ -51,5 +51,6 @@ def test_version_and_health(http):
 def test_the_openapi_document_is_served(http):
     document = http("GET", "/api/v1/openapi.json").json()
     assert document["openapi"] == "3.1.0"
-    assert document["info"]["version"] == "0.53.2"
+    assert document["info"]["version"] == "0.58.0"
+    assert http("GET", "/api/v1/openapi-0.53.2.json").json()["info"]["version"] == "0.53.2"
     assert document["servers"] == [{"url": "/api/v1"}]

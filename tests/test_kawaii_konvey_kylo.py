@@ -136,7 +136,7 @@ def test_a_konvey_with_failover_spreads_two_vms_over_the_zones(platform, project
     assert priorities == [150, 100]  # the first VM is the master
     expect_error(409, k.ProjectApi(platform.api).create_project_zone_konvey, project.id, platform.zones["a"].id,
                  k.Konvey(name="web", endpoints=[]))
-    expect_error(400, k.KonveyApi(platform.api).update_konvey, lb.id, k.Konvey(endpoints=[k.KonveyEndpoint(
+    expect_error(422, k.KonveyApi(platform.api).update_konvey, lb.id, k.Konvey(endpoints=[k.KonveyEndpoint(
         name="x", port=0, protocol="tcp", backends=k.KonveyBackends(hosts=[], port=80))]))
     k.KonveyApi(platform.api).delete_konvey(lb.id)
     assert vm_names(platform, "konvey") == []

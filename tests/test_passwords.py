@@ -1,10 +1,12 @@
 """Passwords: the strength rule, and recovery in 2 steps by e-mail."""
 
 import datetime
+import os
 
 import kowabunga
+import pytest
 
-from tests.deployment import expect_error
+from tests.deployment import Deployment, expect_error
 from tests.mailserver import fact_in, link_in
 
 
@@ -89,3 +91,56 @@ def test_an_empty_or_forged_token_does_nothing(deployment):
         assert deployment.follow(link).status == 403
     assert deployment.mail.count(bob.email, "password has been reset") == 0
     assert can_login(deployment, bob.email, bob.password)
+
+
+# -- API 0.58: POST /resetPassword (public), beside 0.53.2's PUT -------------------------------------------------
+
+
+def _reset(deployment, email, method="POST", **headers):
+    return deployment.http.request(method, f"{deployment.base_url}/api/v1/resetPassword", json={"email": email},
+                                   headers=headers, retries=False)
+
+
+def test_the_0_58_post_starts_the_same_recovery(deployment):
+    bob = deployment.create_account("bob")
+    response = _reset(deployment, bob.email)  # no credentials: the operation is public
+    assert (response.status, response.data) == (200, b"")
+    request = deployment.mail.wait_for(bob.email, "Forgot about your Kowabunga password")
+    # The e-mailed link still confirms first: an anonymous request alone changes no password.
+    assert can_login(deployment, bob.email, bob.password)
+    assert deployment.follow(link_in(request)).status == 200
+    new_password = fact_in(deployment.mail.wait_for(bob.email, "password has been reset"), "Password")
+    assert can_login(deployment, bob.email, new_password)
+    assert not can_login(deployment, bob.email, bob.password)
+
+
+def test_post_and_put_answer_the_same_for_an_unknown_address(deployment):
+    deployment.create_account("bob")
+    for method in ("POST", "PUT"):
+        for email in ("nobody@example.com", "not an address"):
+            response = _reset(deployment, email, method)
+            assert (response.status, response.data) == (200, b""), (method, email)
+    assert deployment.mail.messages("nobody@example.com") == []
+    # Credentials a 0.53.2 client sends along are ignored, whatever they are.
+    assert _reset(deployment, "stranger@example.com", "PUT", **{"X-API-Key": "wrong"}).status == 200
+    missing = deployment.http.request("POST", f"{deployment.base_url}/api/v1/resetPassword", json={})
+    assert missing.status == 422 and "email" in missing.json()["reason"]
+
+
+@pytest.fixture
+def strict(ferretdb, mail_server):
+    running = Deployment.start(ferretdb.uri, f"kahuna_passwords_{os.getpid()}", mail_server,
+                               **{"global.accounts.resetMailsPerAccount": 2,
+                                  "global.accounts.resetRequestsPerSource": 4})
+    yield running
+    running.stop()
+
+
+def test_post_and_put_share_one_throttle(strict):
+    bob = strict.create_account("bob")
+    assert _reset(strict, bob.email, "POST").status == 200
+    assert _reset(strict, bob.email, "PUT").status == 200
+    for method in ("POST", "PUT"):
+        response = _reset(strict, bob.email, method)
+        assert response.status == 429 and int(response.headers["Retry-After"]) > 0, method
+    assert strict.mail.count(bob.email, "Forgot about") == 2

@@ -102,3 +102,21 @@ def test_missing_or_malformed_credentials(deployment):
         assert response.status == 401
         assert response.json()["status"] == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_0_53_2_sdk_is_told_201_by_its_user_agent(deployment):
+    """Login answers 200 (API 0.58), and 201 to a Python SDK older than 0.58, which reads nothing else: its
+    User-Agent is the only sign of its version. One that sends another User-Agent is answered 200, and that
+    SDK then returns None (README)."""
+    bob = deployment.create_account("bob")
+    client = deployment.anonymous()
+    assert client.user_agent == "OpenAPI-Generator/0.53.2/python"
+    reply = kowabunga.UserApi(client).login_with_http_info(
+        kowabunga.UserCredentials(email=bob.email, password=bob.password))
+    assert reply.status_code == 201 and reply.data.jwt
+    client.user_agent = "my-tool/1.0"
+    reply = kowabunga.UserApi(client).login_with_http_info(
+        kowabunga.UserCredentials(email=bob.email, password=bob.password))
+    assert reply.status_code == 200 and reply.data is None
+    # What was answered is a session all the same.
+    assert reply.raw_data and b'"jwt"' in reply.raw_data

@@ -3,7 +3,7 @@
 import kowabunga
 import pytest
 
-from tests.deployment import expect_error
+from tests.deployment import MASTER_KEY, expect_error
 from tests.mailserver import link_in
 
 
@@ -142,3 +142,45 @@ def test_mail_relay_failure_keeps_nothing(deployment, users):
     body = expect_error(422, users.create_user, new_user("bob"))
     assert "mail relay" in body["reason"]
     assert users.list_users() == []
+
+
+# -- API 0.58: partial updates (UserUpdate) ------------------------------------------------------------------
+
+
+def _put_user(deployment, user_id, body, headers=None):
+    return deployment.http.request("PUT", f"{deployment.base_url}/api/v1/user/{user_id}", json=body,
+                                   headers=headers or {"X-API-Key": MASTER_KEY})
+
+
+def test_a_partial_update_changes_only_what_it_carries(deployment, users):
+    created = users.create_user(new_user("bob", description="builder", notifications=True))
+    before = users.read_user(created.id)
+    response = _put_user(deployment, created.id, {"description": "architect"})
+    assert response.status == 200 and response.json()["description"] == "architect"
+    after = users.read_user(created.id)
+    assert after == before.model_copy(update={"description": "architect"})
+    # An empty update changes nothing; a read-only id is accepted and ignored.
+    assert _put_user(deployment, created.id, {}).json() == response.json()
+    assert _put_user(deployment, created.id, {"id": "0" * 24, "name": "robert"}).json()["name"] == "robert"
+    assert users.read_user(created.id) == after.model_copy(update={"name": "robert"})
+
+
+def test_a_partial_update_is_validated_as_a_full_one(deployment, users):
+    bob = deployment.create_account("bob")
+    before = users.read_user(bob.id)
+    assert _put_user(deployment, bob.id, {"description": None}).status == 400  # null is not "unchanged"
+    assert _put_user(deployment, bob.id, {"notifications": "yes"}).status == 400
+    assert _put_user(deployment, bob.id, {"role": "emperor"}).status == 422
+    assert _put_user(deployment, bob.id, {"colour": "blue"}).status == 400
+    # Rules still hold: a user cannot raise their own role, even in a partial body.
+    as_bob = {"Authorization": f"Bearer {deployment.login(bob).configuration.access_token}"}
+    assert _put_user(deployment, bob.id, {"role": "superAdmin"}, as_bob).status == 403
+    assert _put_user(deployment, bob.id, {"description": "mine"}, as_bob).status == 200
+    assert users.read_user(bob.id) == before.model_copy(update={"description": "mine"})
+
+
+def test_a_0_53_2_body_keeps_an_optional_field_it_leaves_out(deployment, users):
+    """The 0.53.2 SDK leaves an unset description out of its body: kept now, where it used to be reset."""
+    created = users.create_user(new_user("bob", description="builder"))
+    updated = users.update_user(created.id, new_user("bobby"))
+    assert (updated.name, updated.description) == ("bobby", "builder")

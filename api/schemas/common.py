@@ -28,9 +28,13 @@ class ApiSchema(Schema):
     """Base of the contract's schemas.
 
     Unknown fields are refused. Read-only fields (``metadata={"readOnly": True}``)
-    are accepted on input and dropped, so a client may send back what it read.
+    are accepted on input and dropped, so a client may send back what it read; so are the keys of ``TOLERATED``
+    (properties an older contract had: a client of that version may still send them).
     Absent values are left out of replies rather than sent as null.
     """
+
+    #: Keys accepted on input and ignored, though no field of the schema.
+    TOLERATED: typing.ClassVar[frozenset[str]] = frozenset()
 
     class Meta:
         unknown = RAISE
@@ -39,7 +43,7 @@ class ApiSchema(Schema):
     def _drop_read_only(self, data: typing.Any, **_: typing.Any) -> typing.Any:
         if isinstance(data, dict):
             read_only = {f.data_key or name for name, f in self.fields.items() if f.metadata.get("readOnly")}
-            data = {k: v for k, v in data.items() if k not in read_only}
+            data = {k: v for k, v in data.items() if k not in read_only and k not in self.TOLERATED}
         return data
 
     @post_dump

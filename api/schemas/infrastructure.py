@@ -3,10 +3,13 @@ adapter, record. Defaults are the contract's."""
 
 from __future__ import annotations
 
+import typing
+
 from marshmallow import fields, validate
 
 from api.schemas.common import ApiSchema, Boolean, Integer, List, ObjectIdString, QuerySchema, read_only
 from api.schemas.projects import CostSchema
+from api.schemas.updates import update_schema
 
 NAME = validate.Length(min=1, max=128)
 DESCRIPTION = validate.Length(max=1024)
@@ -55,6 +58,8 @@ class KaktusSchema(ApiSchema):
     overcommit_memory_ratio = Integer(load_default=2, validate=validate.Range(min=1, max=100),
                                       metadata={"format": "int64"})
     agents = _agents(required=True)
+    maintenance = read_only(Boolean(dump_default=False, metadata={
+        "description": "In maintenance: receives no new instance (changed by the maintenance routes)."}))
 
 
 class KaktusCPUSchema(ApiSchema):
@@ -66,9 +71,17 @@ class KaktusCPUSchema(ApiSchema):
     threads = Integer(required=True, metadata={"format": "int64"})
 
 
+class _ReportedSize(Integer):
+    """A size an agent reports: the contract's minimum is 0 (0.58 readers refuse less), a negative report is 0."""
+
+    def _serialize(self, value: typing.Any, attr: typing.Any, obj: typing.Any, **kwargs: typing.Any) -> int | None:
+        number = super()._serialize(value, attr, obj, **kwargs)
+        return None if number is None else max(0, int(number))
+
+
 class KaktusCapsSchema(ApiSchema):
     cpu = fields.Nested(KaktusCPUSchema, required=True)
-    memory = Integer(required=True, metadata={"format": "int64"})
+    memory = _ReportedSize(required=True, validate=INT64, metadata={"format": "int64"})
 
 
 class KiwiSchema(ApiSchema):
@@ -97,7 +110,8 @@ class StorageNFSSchema(ApiSchema):
     description = _description()
     endpoint = fields.String(required=True, validate=validate.Length(min=1, max=253))
     fs = fields.String(load_default="nfs", validate=validate.Length(min=1, max=128))
-    backends = List(fields.String(), load_default=list)
+    # Required in 0.58's replies (always sent, [] when none); optional on input, as 0.53.2 leaves it out.
+    backends = List(fields.String(), load_default=list, dump_default=list)
     port = Integer(load_default=54934, validate=validate.Range(min=1, max=65535), metadata={"format": "int64"})
 
 
@@ -160,3 +174,18 @@ class PoolQuerySchema(QuerySchema):
 
 class AssignIpQuerySchema(QuerySchema):
     assignIP = fields.Boolean(load_default=False)
+
+
+# -- partial updates (PUT bodies) -----------------------------------------------------
+
+RegionUpdateSchema = update_schema(RegionSchema, "RegionUpdate")
+ZoneUpdateSchema = update_schema(ZoneSchema, "ZoneUpdate")
+KaktusUpdateSchema = update_schema(KaktusSchema, "KaktusUpdate")
+KiwiUpdateSchema = update_schema(KiwiSchema, "KiwiUpdate")
+StoragePoolUpdateSchema = update_schema(StoragePoolSchema, "StoragePoolUpdate")
+StorageNFSUpdateSchema = update_schema(StorageNFSSchema, "StorageNFSUpdate")
+TemplateUpdateSchema = update_schema(TemplateSchema, "TemplateUpdate", creation_only=("os", "source"))
+VNetUpdateSchema = update_schema(VNetSchema, "VNetUpdate", creation_only=("private",))
+SubnetUpdateSchema = update_schema(SubnetSchema, "SubnetUpdate", creation_only=("cidr",))
+AdapterUpdateSchema = update_schema(AdapterSchema, "AdapterUpdate")
+DnsRecordUpdateSchema = update_schema(DnsRecordSchema, "DnsRecordUpdate")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from api.schemas.common import ApiSchema, Float, Integer, List, ObjectIdString, QuerySchema, read_only
+from api.schemas.updates import update_schema
 
 INT32 = validate.Range(min=0, max=2**31 - 1)
 INT64 = validate.Range(min=0, max=2**63 - 1)
@@ -49,9 +50,21 @@ class ProjectSchema(ApiSchema):
     regions = List(fields.String(), required=True, attribute="region_ids")
 
 
+#: The shortest private subnet prefix Kahuna gives a project: 0.58 documents 8-30, a /8 to /15 per project and
+#: region would exhaust the region's private ranges. Refused as a rule violation (422), with this reason.
+MIN_SUBNET_SIZE = 16
+
+
+def _subnet_floor(size: int) -> None:
+    if size < MIN_SUBNET_SIZE:
+        raise ValidationError(f"Kahuna gives a project at most a /{MIN_SUBNET_SIZE} private subnet: use a "
+                              f"subnetSize of {MIN_SUBNET_SIZE} to 30.")
+
+
 class SubnetSizeQuerySchema(QuerySchema):
-    subnetSize = fields.Integer(load_default=None, validate=validate.Range(min=16, max=30),
-                                metadata={"description": "Project's private subnet size (CIDR prefix length)."})
+    subnetSize = fields.Integer(load_default=None, validate=[validate.Range(min=8, max=30), _subnet_floor],
+                                metadata={"description": "Project's private subnet size (CIDR prefix length); Kahuna "
+                                                         "refuses sizes below 16."})
 
 
 class ListProjectsQuerySchema(QuerySchema):
@@ -62,3 +75,6 @@ class ListProjectsQuerySchema(QuerySchema):
     # contract's integer.
     subnetSize = fields.Raw(metadata={"type": "integer",
                                       "description": "Project's private subnet size (CIDR prefix length)."})
+
+
+ProjectUpdateSchema = update_schema(ProjectSchema, "ProjectUpdate", creation_only=("domain",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from api.schemas.common import ApiSchema, Boolean, ObjectIdString, read_only
+from api.schemas.updates import update_schema
 from kahuna.access import Role
 
 NAME = validate.Length(min=1, max=128)
@@ -20,6 +21,9 @@ class UserSchema(ApiSchema):
                          metadata={"description": "The Kowabunga user role."})
     notifications = Boolean(load_default=False,
                             metadata={"description": "Whether or not to receive email notifications on events."})
+
+
+UserUpdateSchema = update_schema(UserSchema, "UserUpdate")
 
 
 class UserCredentialsSchema(ApiSchema):

@@ -124,7 +124,8 @@ DEFAULT_MEMORY_OVERCOMMIT = 2
 ROLES = ("superAdmin", "projectAdmin", "user")
 #: The API contract's choices for IPsec connections (api.schemas.compute): the Go Kahuna did not enforce them.
 IPSEC_CHOICES = {
-    "dpd_timeout_action": ("clear", "restart", "start"), "start_action": ("none", "start", "trap"),
+    # API 0.58's DPD actions; 0.53.2's "start" is converted to "restart", which strongSwan does with it anyway.
+    "dpd_timeout_action": ("clear", "trap", "restart"), "start_action": ("none", "start", "trap"),
     "phase1_dh_group_number": (2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24),
     "phase1_integrity_algorithm": ("SHA1", "SHA256", "SHA384", "SHA512"),
     "phase1_encryption_algorithm": ("AES128", "AES256", "CAMELLIA128", "CAMELLIA256"),
@@ -924,6 +925,8 @@ class Converter:
         if unset:
             self.report.defaults.append(f"IPsec connection {doc.get('name')}: "
                                         + ", ".join(f"{key} {IPSEC_DEFAULTS[key]}" for key in unset))
+        if values["dpd_timeout_action"] == "start":
+            values["dpd_timeout_action"] = "restart"
         converted = {**{key: value or IPSEC_DEFAULTS[key] for key, value in values.items()},
                      "phase1_dh_group_number": int(doc.get("phase1_df_group") or 0),
                      "phase1_integrity_algorithm": doc.get("phase1_integrity_algorithm", "") or "",
