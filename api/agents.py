@@ -7,7 +7,7 @@ from flask.views import MethodView
 from api.blueprint import Blueprint, empty, services
 from api.schemas.agents import AgentSchema, AgentUpdateSchema
 from api.schemas.tokens import ApiTokenSchema, ExpiryQuerySchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("agent", __name__, description="Kowabunga remote agents (Kaktus, Kiwi, Kontroller).")
 
@@ -38,8 +38,8 @@ class AgentById(MethodView):
     @blp.response(200, AgentSchema)
     def put(self, changes, agentId):
         agents = services().agents
-        agent = merged(AgentSchema, agents.get(agentId), changes)
-        return agents.update(agentId, agent["name"], agent["description"])
+        return update_merged(f"agent:{agentId}", AgentSchema, lambda: agents.get(agentId), changes,
+                             lambda agent: agents.update(agentId, agent["name"], agent["description"]))
 
     @blp.operation("DeleteAgent")
     @blp.response(200)

@@ -19,7 +19,7 @@ from api.schemas.compute import (
     VolumeSchema,
     VolumeUpdateSchema,
 )
-from api.updates import merged
+from api.updates import update_merged
 
 volume_blp = Blueprint("volume", __name__, description="Volumes: RBD images of a project.")
 instance_blp = Blueprint("instance", __name__, description="Instances: virtual machines on a Kaktus.")
@@ -49,7 +49,8 @@ class VolumeById(MethodView):
     @volume_blp.response(200, VolumeSchema)
     def put(self, changes, volumeId):
         volumes = services().volumes
-        return volumes.update(volumeId, merged(VolumeSchema, volumes.get(volumeId), changes))
+        return update_merged(f"volume:{volumeId}", VolumeSchema, lambda: volumes.get(volumeId), changes,
+                             lambda volume: volumes.update(volumeId, volume))
 
     @volume_blp.operation("DeleteVolume")
     @volume_blp.response(200)
@@ -78,7 +79,8 @@ class InstanceById(MethodView):
     @instance_blp.response(200, InstanceSchema)
     def put(self, changes, instanceId):
         instances = services().instances
-        return instances.update(instanceId, merged(InstanceSchema, instances.get(instanceId), changes))
+        return update_merged(f"instance:{instanceId}", InstanceSchema, lambda: instances.get(instanceId), changes,
+                             lambda instance: instances.update(instanceId, instance))
 
     @instance_blp.operation("DeleteInstance")
     @instance_blp.response(200)
@@ -124,8 +126,9 @@ class KomputeById(MethodView):
     @kompute_blp.response(200, KomputeSchema)
     def put(self, changes, komputeId):
         komputes = services().komputes
-        current = komputes.details(komputes.get(komputeId))
-        return komputes.details(komputes.update(komputeId, merged(KomputeSchema, current, changes)))
+        return komputes.details(update_merged(f"kompute:{komputeId}", KomputeSchema,
+                                              lambda: komputes.details(komputes.get(komputeId)), changes,
+                                              lambda kompute: komputes.update(komputeId, kompute)))
 
     @kompute_blp.operation("DeleteKompute")
     @kompute_blp.response(200)
@@ -181,8 +184,8 @@ class KyloById(MethodView):
     @kylo_blp.response(200, KyloSchema)
     def put(self, changes, kyloId):
         kylos = services().kylos
-        current = kylos.details(kylos.get(kyloId))
-        return kylos.details(kylos.update(kyloId, merged(KyloSchema, current, changes)))
+        return kylos.details(update_merged(f"kylo:{kyloId}", KyloSchema, lambda: kylos.details(kylos.get(kyloId)),
+                                           changes, lambda kylo: kylos.update(kyloId, kylo)))
 
     @kylo_blp.operation("DeleteKylo")
     @kylo_blp.response(200)

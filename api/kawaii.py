@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.compute import KawaiiIpSecSchema, KawaiiIpSecUpdateSchema, KawaiiSchema, KawaiiUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("kawaii", __name__, description="Kawaii: a project's Internet gateway in a region.")
 
@@ -32,8 +32,9 @@ class KawaiiById(MethodView):
     @blp.response(200, KawaiiSchema)
     def put(self, changes, kawaiiId):
         kawaiis = services().kawaiis
-        current = kawaiis.details(kawaiis.get(kawaiiId))
-        return kawaiis.details(kawaiis.update(kawaiiId, merged(KawaiiSchema, current, changes)))
+        return kawaiis.details(update_merged(f"kawaii:{kawaiiId}", KawaiiSchema,
+                                             lambda: kawaiis.details(kawaiis.get(kawaiiId)), changes,
+                                             lambda kawaii: kawaiis.update(kawaiiId, kawaii)))
 
     @blp.operation("DeleteKawaii")
     @blp.response(200)
@@ -68,8 +69,8 @@ class KawaiiIpSecById(MethodView):
     @blp.response(200, KawaiiIpSecSchema)
     def put(self, changes, kawaiiId, kawaiiIpSecId):
         kawaiis = services().kawaiis
-        current = kawaiis.ipsec(kawaiiId, kawaiiIpSecId)
-        return kawaiis.update_ipsec(kawaiiId, kawaiiIpSecId, merged(KawaiiIpSecSchema, current, changes))
+        return update_merged(f"kawaii:{kawaiiId}", KawaiiIpSecSchema, lambda: kawaiis.ipsec(kawaiiId, kawaiiIpSecId),
+                             changes, lambda ipsec: kawaiis.update_ipsec(kawaiiId, kawaiiIpSecId, ipsec))
 
     @blp.operation("DeleteKawaiiIpSec")
     @blp.response(200)

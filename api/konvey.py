@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.compute import KonveySchema, KonveyUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("konvey", __name__, description="Konvey: a project's network load balancer.")
 
@@ -31,7 +31,8 @@ class KonveyById(MethodView):
     @blp.response(200, KonveySchema)
     def put(self, changes, konveyId):
         konveys = services().konveys
-        return konveys.update(konveyId, merged(KonveySchema, konveys.get(konveyId), changes))
+        return update_merged(f"konvey:{konveyId}", KonveySchema, lambda: konveys.get(konveyId), changes,
+                             lambda konvey: konveys.update(konveyId, konvey))
 
     @blp.operation("DeleteKonvey")
     @blp.response(200)

@@ -14,7 +14,7 @@ from api.schemas.infrastructure import (
     VNetSchema,
     VNetUpdateSchema,
 )
-from api.updates import merged
+from api.updates import update_merged
 
 vnet_blp = Blueprint("vnet", __name__, description="Virtual networks (a VLAN on a host bridge).")
 subnet_blp = Blueprint("subnet", __name__, description="Subnets of a virtual network.")
@@ -41,7 +41,8 @@ class VNetById(MethodView):
     @vnet_blp.response(200, VNetSchema)
     def put(self, changes, vnetId):
         vnets = services().vnets
-        return vnets.update(vnetId, merged(VNetSchema, vnets.get(vnetId), changes))
+        return update_merged(f"vnet:{vnetId}", VNetSchema, lambda: vnets.get(vnetId), changes,
+                             lambda vnet: vnets.update(vnetId, vnet))
 
     @vnet_blp.operation("DeleteVNet")
     @vnet_blp.response(200)
@@ -96,7 +97,8 @@ class SubnetById(MethodView):
     @subnet_blp.response(200, SubnetSchema)
     def put(self, changes, subnetId):
         subnets = services().subnets
-        return subnets.update(subnetId, merged(SubnetSchema, subnets.get(subnetId), changes))
+        return update_merged(f"subnet:{subnetId}", SubnetSchema, lambda: subnets.get(subnetId), changes,
+                             lambda subnet: subnets.update(subnetId, subnet))
 
     @subnet_blp.operation("DeleteSubnet")
     @subnet_blp.response(200)
@@ -143,7 +145,10 @@ class AdapterById(MethodView):
     @adapter_blp.response(200, AdapterSchema)
     def put(self, changes, adapterId):
         adapters = services().adapters
-        return adapters.update(adapterId, merged(AdapterSchema, adapters.get(adapterId), changes))
+        # AdapterService.update decides in its subnet's owner (addresses against the subnet's other adapters).
+        subnet_id = adapters.get(adapterId)["subnet_id"]
+        return update_merged(f"subnet:{subnet_id}", AdapterSchema, lambda: adapters.get(adapterId), changes,
+                             lambda adapter: adapters.update(adapterId, adapter))
 
     @adapter_blp.operation("DeleteAdapter")
     @adapter_blp.response(200)

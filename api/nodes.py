@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.infrastructure import KaktusCapsSchema, KaktusSchema, KaktusUpdateSchema, KiwiSchema, KiwiUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 kaktus_blp = Blueprint("kaktus", __name__, description="Kaktus hyper-converged nodes.")
 kiwi_blp = Blueprint("kiwi", __name__, description="Kiwi network gateways (DNS).")
@@ -32,7 +32,8 @@ class KaktusById(MethodView):
     @kaktus_blp.response(200, KaktusSchema)
     def put(self, changes, kaktusId):
         kaktuses = services().kaktuses
-        return kaktuses.update(kaktusId, merged(KaktusSchema, kaktuses.get(kaktusId), changes))
+        return update_merged(f"kaktus:{kaktusId}", KaktusSchema, lambda: kaktuses.get(kaktusId), changes,
+                             lambda kaktus: kaktuses.update(kaktusId, kaktus))
 
     @kaktus_blp.operation("DeleteKaktus")
     @kaktus_blp.response(200)
@@ -77,8 +78,8 @@ class KiwiById(MethodView):
     @kiwi_blp.response(200, KiwiSchema)
     def put(self, changes, kiwiId):
         kiwis = services().kiwis
-        kiwi = merged(KiwiSchema, kiwis.get(kiwiId), changes)
-        return kiwis.update(kiwiId, kiwi["name"], kiwi["description"], kiwi["agent_ids"])
+        return update_merged(f"kiwi:{kiwiId}", KiwiSchema, lambda: kiwis.get(kiwiId), changes,
+                             lambda kiwi: kiwis.update(kiwiId, kiwi["name"], kiwi["description"], kiwi["agent_ids"]))
 
     @kiwi_blp.operation("DeleteKiwi")
     @kiwi_blp.response(200)

@@ -25,7 +25,7 @@ from api.schemas.projects import (
     ProjectUpdateSchema,
     SubnetSizeQuerySchema,
 )
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("project", __name__, description="Projects (tenants) and what they own.")
 
@@ -57,8 +57,10 @@ class ProjectById(MethodView):
     @blp.arguments(ProjectUpdateSchema)
     @blp.response(200, ProjectSchema)
     def put(self, changes, projectId):
-        projects = services().projects
-        return projects.update(identity(), projectId, merged(ProjectSchema, projects.get(projectId), changes))
+        projects, caller = services().projects, identity()
+        # quotas key by key: a body that sets one limit keeps the others (0 would lift them).
+        return update_merged(f"project:{projectId}", ProjectSchema, lambda: projects.get(projectId), changes,
+                             lambda project: projects.update(caller, projectId, project), by_key=("quotas",))
 
     @blp.operation("DeleteProject")
     @blp.response(200)

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.infrastructure import DnsRecordSchema, DnsRecordUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("record", __name__, description="DNS records served by the Kiwi gateways.")
 
@@ -23,8 +23,9 @@ class RecordById(MethodView):
     @blp.response(200, DnsRecordSchema)
     def put(self, changes, recordId):
         dns = services().dns
-        record = merged(DnsRecordSchema, dns.get(recordId), changes)
-        return dns.update(recordId, record["name"], record["description"], record["addresses"])
+        return update_merged(f"record:{recordId}", DnsRecordSchema, lambda: dns.get(recordId), changes,
+                             lambda record: dns.update(recordId, record["name"], record["description"],
+                                                       record["addresses"]))
 
     @blp.operation("DeleteDnsRecord")
     @blp.response(200)

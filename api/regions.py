@@ -16,7 +16,7 @@ from api.schemas.infrastructure import (
     VNetSchema,
     ZoneSchema,
 )
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("region", __name__, description="Regions and what they hold.")
 
@@ -47,8 +47,10 @@ class RegionById(MethodView):
     @blp.response(200, RegionSchema)
     def put(self, changes, regionId):
         regions = services().regions
-        region = merged(RegionSchema, regions.get(regionId), changes)
-        return regions.update(regionId, region["name"], region["description"], region["domain"])
+        # RegionService.update decides in the "domains" owner (a region's domain against every other domain).
+        return update_merged("domains", RegionSchema, lambda: regions.get(regionId), changes,
+                             lambda region: regions.update(regionId, region["name"], region["description"],
+                                                           region["domain"]))
 
     @blp.operation("DeleteRegion")
     @blp.response(200)

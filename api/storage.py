@@ -13,7 +13,7 @@ from api.schemas.infrastructure import (
     TemplateSchema,
     TemplateUpdateSchema,
 )
-from api.updates import merged
+from api.updates import update_merged
 
 pool_blp = Blueprint("pool", __name__, description="Ceph RBD storage pools.")
 nfs_blp = Blueprint("nfs", __name__, description="NFS storages (CephFS behind NFS-Ganesha).")
@@ -40,7 +40,8 @@ class PoolById(MethodView):
     @pool_blp.response(200, StoragePoolSchema)
     def put(self, changes, poolId):
         pools = services().pools
-        return pools.update(poolId, merged(StoragePoolSchema, pools.get(poolId), changes))
+        return update_merged(f"pool:{poolId}", StoragePoolSchema, lambda: pools.get(poolId), changes,
+                             lambda pool: pools.update(poolId, pool))
 
     @pool_blp.operation("DeleteStoragePool")
     @pool_blp.response(200)
@@ -104,7 +105,8 @@ class NfsById(MethodView):
     @nfs_blp.response(200, StorageNFSSchema)
     def put(self, changes, nfsId):
         nfs = services().nfs
-        return nfs.update(nfsId, merged(StorageNFSSchema, nfs.get(nfsId), changes))
+        return update_merged(f"nfs:{nfsId}", StorageNFSSchema, lambda: nfs.get(nfsId), changes,
+                             lambda storage: nfs.update(nfsId, storage))
 
     @nfs_blp.operation("DeleteStorageNFS")
     @nfs_blp.response(200)
@@ -143,8 +145,9 @@ class TemplateById(MethodView):
     @template_blp.response(200, TemplateSchema)
     def put(self, changes, templateId):
         templates = services().templates
-        template = merged(TemplateSchema, templates.get(templateId), changes)
-        return templates.update(templateId, template["name"], template["description"], template["os"])
+        return update_merged(f"template:{templateId}", TemplateSchema, lambda: templates.get(templateId), changes,
+                             lambda template: templates.update(templateId, template["name"], template["description"],
+                                                               template["os"]))
 
     @template_blp.operation("DeleteTemplate")
     @template_blp.response(200)

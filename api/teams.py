@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.teams import TeamSchema, TeamUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("team", __name__, description="Teams of users, attached to projects.")
 
@@ -37,8 +37,8 @@ class TeamById(MethodView):
     @blp.response(200, TeamSchema)
     def put(self, changes, teamId):
         teams = services().teams
-        team = merged(TeamSchema, teams.get(teamId), changes)
-        return teams.update(teamId, team["name"], team["description"], team["user_ids"])
+        return update_merged(f"team:{teamId}", TeamSchema, lambda: teams.get(teamId), changes,
+                             lambda team: teams.update(teamId, team["name"], team["description"], team["user_ids"]))
 
     @blp.operation("DeleteTeam")
     @blp.response(200)

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.tokens import ApiTokenSchema, ApiTokenUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("token", __name__, description="Server-to-server API tokens.")
 
@@ -31,8 +31,9 @@ class TokenById(MethodView):
     @blp.response(200, ApiTokenSchema)
     def put(self, changes, tokenId):
         tokens = services().tokens
-        token = merged(ApiTokenSchema, tokens.get(tokenId), changes)
-        return tokens.update(tokenId, token["name"], token["description"], token["expire"], token["expiration_date"])
+        return update_merged(f"token:{tokenId}", ApiTokenSchema, lambda: tokens.get(tokenId), changes,
+                             lambda token: tokens.update(tokenId, token["name"], token["description"], token["expire"],
+                                                         token["expiration_date"]))
 
     @blp.operation("DeleteApiToken")
     @blp.response(200)

@@ -6,7 +6,7 @@ from flask.views import MethodView
 
 from api.blueprint import Blueprint, empty, services
 from api.schemas.infrastructure import KaktusSchema, ZoneSchema, ZoneUpdateSchema
-from api.updates import merged
+from api.updates import update_merged
 
 blp = Blueprint("zone", __name__, description="Availability zones of a region.")
 
@@ -31,8 +31,8 @@ class ZoneById(MethodView):
     @blp.response(200, ZoneSchema)
     def put(self, changes, zoneId):
         zones = services().zones
-        zone = merged(ZoneSchema, zones.get(zoneId), changes)
-        return zones.update(zoneId, zone["name"], zone["description"])
+        return update_merged(f"zone:{zoneId}", ZoneSchema, lambda: zones.get(zoneId), changes,
+                             lambda zone: zones.update(zoneId, zone["name"], zone["description"]))
 
     @blp.operation("DeleteZone")
     @blp.response(200)

@@ -157,6 +157,21 @@ def test_a_partial_token_update_changes_only_what_it_carries(deployment):
     assert _raw(deployment, "PUT", f"/token/{token_id}", {"name": None}).status == 400
 
 
+def test_an_expired_token_can_be_renamed_and_stays_expired(deployment):
+    bob = deployment.create_account("bob")
+    key = issue_key(deployment, bob, expire=True, expiration_date=TOMORROW)
+    [token_id] = kowabunga.TokenApi(deployment.admin).list_api_tokens()
+    deployment.kahuna.db.db["token"].update_one({"parent_id": bob.id}, {"$set": {"expiration_date": "2000-01-01"}})
+    response = _raw(deployment, "PUT", f"/token/{token_id}", {"name": "bob-old-key"})
+    assert response.status == 200, response.data
+    assert {k: response.json().get(k) for k in ("name", "expire", "expiration_date")} == {
+        "name": "bob-old-key", "expire": True, "expiration_date": "2000-01-01"}
+    assert _raw(deployment, "GET", f"/user/{bob.id}", headers={"X-API-Key": key}).status == 401
+    # A new expiry is still checked: not in the past.
+    moved = _raw(deployment, "PUT", f"/token/{token_id}", {"expiration_date": "2001-01-01"})
+    assert moved.status == 422 and "in the past" in moved.json()["reason"]
+
+
 # -- API 0.58: agents (Kontroller by REST, partial updates, the type set at creation only) ------------------
 
 

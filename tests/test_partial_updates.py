@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import typing
 
+import gevent
+import gevent.event
 import kowabunga as k
 import pytest
 
+from actors._serializer import held_keys
 from tests.deployment import expect_error
 from tests.test_compute import GIB
 from tests.test_kawaii_konvey_kylo import kawaii as make_kawaii
@@ -66,6 +69,43 @@ def check_partial_updates(raw: Raw, path: str, change: dict, *, creation_only: d
     assert after == {**before, **(shown or change)}
     assert raw.get(path) == after
     return before, after
+
+
+#: Bound on waits that only a defect would reach (never a measured time).
+RACE_TIMEOUT = 120.0
+
+
+def updates_racing_in(monkeypatch, raw: Raw, key: str, puts: list[tuple[str, dict]]) -> list[tuple[int, typing.Any]]:
+    """Each ``(path, body)`` PUT in its own greenlet, all of them started while the test holds the owner *key*, and
+    that owner released only once every request has asked for it: a request that read the object before asking
+    (outside the owner) read it before any of them wrote. Returns their answers, in order."""
+    serializer = raw.deployment.kahuna.services.serializer
+    original = serializer.run
+    holding, release, arrived = gevent.event.Event(), gevent.event.Event(), gevent.event.Event()
+    arrivals = []
+
+    def counted_run(asked, function, *args, **kwargs):
+        if asked == key and not held_keys():  # a request asking for the owner (not a step nested in it)
+            arrivals.append(asked)
+            if len(arrivals) == len(puts):
+                arrived.set()
+        return original(asked, function, *args, **kwargs)
+
+    def hold() -> None:
+        holding.set()
+        release.wait()
+
+    holder = gevent.spawn(original, key, hold)
+    assert holding.wait(RACE_TIMEOUT)
+    monkeypatch.setattr(serializer, "run", counted_run)
+    greenlets = [gevent.spawn(raw.put, path, body) for path, body in puts]
+    try:
+        assert arrived.wait(RACE_TIMEOUT), f"{len(arrivals)} of {len(puts)} updates asked for the owner {key}"
+    finally:
+        release.set()
+        gevent.joinall([holder, *greenlets], timeout=RACE_TIMEOUT)
+    assert all(g.successful() for g in [holder, *greenlets])
+    return [g.value for g in greenlets]
 
 
 @pytest.fixture
@@ -209,6 +249,29 @@ def test_project(platform, project):
     assert (updated.domain, updated.tags, updated.description) == ("shop.acme.internal", ["shop", "web"], "the shop")
 
 
+def test_concurrent_partial_updates_of_a_project_both_survive(platform, project, monkeypatch):
+    """Both requests read the project before either writes, unless the read is in the project's owner."""
+    raw = Raw(platform)
+    path = f"/project/{project.id}"
+    before = raw.get(path)
+    answers = updates_racing_in(monkeypatch, raw, f"project:{project.id}",
+                                [(path, {"description": "the shop"}), (path, {"tags": ["shop", "web"]})])
+    assert [status for status, _ in answers] == [200, 200], answers
+    assert raw.get(path) == {**before, "description": "the shop", "tags": ["shop", "web"]}
+
+
+def test_a_partial_quotas_object_keeps_the_other_limits(platform, project):
+    raw = Raw(platform)
+    path = f"/project/{project.id}"
+    limits = {"vcpus": 16, "memory": 2**34, "storage": 2**40, "instances": 10}
+    assert raw.put(path, {"quotas": limits})[1]["quotas"] == limits
+    status, updated = raw.put(path, {"quotas": {"vcpus": 32}})
+    assert (status, updated["quotas"]) == (200, {**limits, "vcpus": 32})
+    # 0 still lifts a limit, when it is sent.
+    assert raw.put(path, {"quotas": {"instances": 0}})[1]["quotas"] == {**limits, "vcpus": 32, "instances": 0}
+    assert raw.get(path)["quotas"] == {**limits, "vcpus": 32, "instances": 0}
+
+
 # -- compute -------------------------------------------------------------------------------------------------------
 
 
@@ -307,6 +370,26 @@ def test_kawaii(platform, project):
         netip=gateway.netip, firewall=k.KawaiiFirewall(ingress=[])))
     assert sdk.firewall.ingress == [] and sdk.firewall.egress_policy == "accept" and len(sdk.dnat) == 1
     assert sdk.description == "edge"
+    status, cleared = raw.put(path, {"description": ""})
+    assert (status, cleared["description"]) == (200, "")
+    assert raw.get(path)["description"] == ""
+
+
+def test_concurrent_partial_updates_of_a_kawaii_both_survive(platform, project, monkeypatch):
+    """dnat from one client, firewall from another: neither puts the other's field back."""
+    raw = Raw(platform)
+    gateway = make_kawaii(platform, project)
+    path = f"/kawaii/{gateway.id}"
+    before = raw.get(path)
+    dnat = [{"destination": "10.50.0.20", "protocol": "tcp", "ports": "8080"}]
+    firewall = {"ingress": [{"source": "0.0.0.0/0", "protocol": "tcp", "ports": "443"}], "egress_policy": "drop",
+                "egress": []}
+    answers = updates_racing_in(monkeypatch, raw, f"kawaii:{gateway.id}",
+                                [(path, {"dnat": dnat}), (path, {"firewall": firewall})])
+    assert [status for status, _ in answers] == [200, 200], answers
+    after = raw.get(path)
+    assert (after["dnat"], after["firewall"]) == (dnat, firewall)
+    assert after == {**before, "dnat": dnat, "firewall": firewall}
 
 
 IPSEC = {"name": "office", "remote_ip": "203.0.113.10", "remote_subnet": "192.168.0.0/24",
@@ -358,6 +441,12 @@ def test_konvey(platform, project):
         k.KonveyEndpoint(name="https", port=443, protocol="tcp", backends=k.KonveyBackends(hosts=[], port=8443))]))
     assert (updated.failover, updated.description, updated.name) == (True, "front", "web")
     assert [e.port for e in updated.endpoints] == [443]
+    # A description can be cleared; a name is kept (its VMs are named after it): another one is refused.
+    status, cleared = raw.put(path, {"description": ""})
+    assert (status, cleared["description"]) == (200, "")
+    status, body = raw.put(path, {"name": "shop"})
+    assert status == 422 and "cannot be renamed" in body["reason"], body
+    assert raw.put(path, {"name": "web"}) == (200, cleared)  # its own name: nothing changes
     k.KonveyApi(platform.api).delete_konvey(konvey.id)
 
 

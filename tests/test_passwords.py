@@ -3,6 +3,7 @@
 import datetime
 import os
 
+import gevent.event
 import kowabunga
 import pytest
 
@@ -143,4 +144,37 @@ def test_post_and_put_share_one_throttle(strict):
     for method in ("POST", "PUT"):
         response = _reset(strict, bob.email, method)
         assert response.status == 429 and int(response.headers["Retry-After"]) > 0, method
+    strict.mail.wait_for(bob.email, "Forgot about", count=2)  # mailed after the answers
     assert strict.mail.count(bob.email, "Forgot about") == 2
+
+
+def test_a_known_and_an_unknown_address_answer_alike_with_the_relay_down(deployment, monkeypatch):
+    """The look-up, the link and the mail happen after the answer: a known address cannot be told from an
+    unknown one by a 422 (relay down) or by a mail that only it gets sent before answering."""
+    bob = deployment.create_account("bob")
+    mailer = deployment.kahuna.services.mailer
+    working = mailer.config
+    attempts, both_tried = [], gevent.event.Event()
+
+    def send(letter):
+        attempts.append(letter.to)
+        if len(attempts) == 2:
+            both_tried.set()
+        return type(mailer).send(mailer, letter)
+
+    monkeypatch.setattr(mailer, "send", send)
+    mailer.config = working.__class__(host="127.0.0.1", port=1, security="none")  # nothing listens there
+    try:
+        for method in ("POST", "PUT"):
+            answers = [_reset(deployment, email, method) for email in (bob.email, "nobody@example.com")]
+            assert [(r.status, r.data) for r in answers] == [(200, b""), (200, b"")], method
+        assert both_tried.wait(60), attempts  # the two links to bob, tried after the answers, and failed
+    finally:
+        mailer.config = working
+    assert attempts == [bob.email, bob.email]
+    # With the relay back, the same request mails the link to the known address only.
+    assert (_reset(deployment, "nobody@example.com").status, _reset(deployment, bob.email).status) == (200, 200)
+    request = deployment.mail.wait_for(bob.email, "Forgot about your Kowabunga password")
+    assert deployment.mail.count(bob.email, "Forgot about") == 1  # none of the requests made while it was down
+    assert deployment.mail.messages("nobody@example.com") == []
+    assert deployment.follow(link_in(request)).status == 200

@@ -50,7 +50,8 @@ def update_schema(base: type[Schema], name: str, *, creation_only: typing.Iterab
         raise TypeError(f"{base.__name__} has no field {sorted(unknown)}")
     for tag, hooks in base._hooks.items():
         extra = [hook[0] for hook in hooks if hook[0] not in _API_SCHEMA_HOOKS]
-        if extra and tag in ("pre_load", "post_load", "validates_schema"):
+        # "validates": a field validator (@validates) is a hook of the schema, not of the field: it would be lost.
+        if extra and tag in ("pre_load", "post_load", "validates_schema", "validates"):
             raise TypeError(f"{base.__name__} has load hooks {extra}: carry them into {name}")
 
     attrs: dict[str, typing.Any] = {"__doc__": f"Partial update of {base.__name__.removesuffix('Schema')}: "

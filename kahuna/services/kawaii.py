@@ -154,8 +154,7 @@ class KawaiiService(ApplianceService):
     def update(self, kawaii_id: str, fields: dict[str, typing.Any]) -> models.Kawaii:
         kawaii = self.get(kawaii_id)
         changes = self._rules(fields)
-        if fields.get("description"):
-            changes["description"] = fields["description"]
+        changes["description"] = fields.get("description", "")
         kawaii = self.db.kawaiis.update(kawaii_id, changes)
         self._reload(z["kompute_id"] for z in kawaii["zones"])
         return kawaii

@@ -119,9 +119,10 @@ class KonveyService(ApplianceService):
 
     def update(self, konvey_id: str, fields: dict[str, typing.Any]) -> models.Konvey:
         konvey = self.get(konvey_id)
-        changes: dict[str, typing.Any] = {"endpoints": self._endpoints(fields["endpoints"])}
-        if fields.get("description"):
-            changes["description"] = fields["description"]
+        if fields.get("name", konvey["name"]) != konvey["name"]:
+            raise Unprocessable("a Konvey cannot be renamed: its VMs and virtual IP adapter are named after it")
+        changes: dict[str, typing.Any] = {"endpoints": self._endpoints(fields["endpoints"]),
+                                          "description": fields.get("description", "")}
         konvey = self.db.konveys.update(konvey_id, changes)
         self._reload(konvey["kompute_ids"])
         return konvey

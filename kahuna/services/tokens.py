@@ -75,7 +75,14 @@ class TokenService:
 
     def update(self, token_id: str, name: str, description: str, expire: bool,
                expiration_date: datetime.date | None) -> models.Token:
-        fields = {"name": name, "description": description, **_expiry(expire, expiration_date)}
+        """Rename, describe, or change the expiry; the expiry is checked only when it changes, so an expired token
+        can still be renamed (and stays expired)."""
+        current = self.db.tokens.get(token_id)
+        fields: dict[str, typing.Any] = {"name": name, "description": description}
+        stored = (bool(current.get("expire")), current.get("expiration_date") if current.get("expire") else None)
+        given = (expire, expiration_date.isoformat() if expire and expiration_date is not None else None)
+        if given != stored:
+            fields.update(_expiry(expire, expiration_date))
         return self.db.tokens.update(token_id, fields)
 
     def delete(self, token_id: str) -> None:

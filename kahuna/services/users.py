@@ -19,6 +19,7 @@ import typing
 import urllib.parse
 
 import email_validator
+import gevent
 
 from kahuna import credentials
 from kahuna.access import Identity, Role
@@ -46,6 +47,15 @@ def normalize_email(address: str) -> str:
         raise Unprocessable(f"invalid e-mail address {address!r}: {exc}") from None
 
 
+#: Runs ``function(*args)`` later, without the caller waiting for it.
+Background = typing.Callable[..., None]
+
+
+def in_background(function: typing.Callable[..., None], *args: typing.Any) -> None:
+    """In a greenlet of its own: the request that asked is answered meanwhile."""
+    gevent.spawn(function, *args)
+
+
 class InvalidLink(Exception):
     """An e-mailed link that is unknown, used already, or expired."""
 
@@ -53,8 +63,11 @@ class InvalidLink(Exception):
 class UserService:
     def __init__(self, db: Database, mailer: Mailer, hasher: credentials.PasswordHasher, sessions: SessionService,
                  tokens: TokenService, public_url: str, registration_lifetime: datetime.timedelta,
-                 reset_lifetime: datetime.timedelta, reset_guard: Guard, serializer: Owners):
+                 reset_lifetime: datetime.timedelta, reset_guard: Guard, serializer: Owners,
+                 background: Background = in_background):
         self.db = db
+        # Where a public reset request's work runs, after its answer (tests run it inline).
+        self.background = background
         # A user's links, password and role are decided in the user's owner (``user:<id>``); whether a
         # superAdmin remains, in the one owner of all superAdmins (``superadmins``).
         self.serializer = serializer
@@ -137,15 +150,27 @@ class UserService:
         self.sessions.revoke_all(user_id)
 
     def request_password_reset(self, email: str, source: str) -> None:
-        """Public step 1: e-mail a reset link if the address is known; silent either way (429 past the limits)."""
+        """Public step 1: e-mail a reset link if the address is known; silent either way (429 past the limits).
+
+        Past the throttle, the look-up, the link and the mail are left to the background: a known address would
+        otherwise answer later (a write and an SMTP exchange) or otherwise (422 when the relay is down) than an
+        unknown one. A failure there is logged, never answered."""
         self.reset_guard.reserve(email, source)
+        self.background(self._mail_reset_link, email)
+
+    def _mail_reset_link(self, email: str) -> None:
         try:
             address = normalize_email(email)
         except Unprocessable:
             return
-        user = self.db.users.find_one({"email": address})
-        if user is not None:
-            self.request_password_reset_for(str(user["_id"]))
+        try:
+            user = self.db.users.find_one({"email": address})
+            if user is not None:
+                self.request_password_reset_for(str(user["_id"]))
+        except Unprocessable as exc:  # the mail relay is down...
+            log.error("password reset requested for %s: no link sent: %s", address, exc.reason)
+        except Exception:
+            log.exception("password reset requested for %s: no link sent", address)
 
     def request_password_reset_for(self, user_id: str) -> None:
         user = self.db.users.get(user_id)

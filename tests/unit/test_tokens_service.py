@@ -149,6 +149,21 @@ def test_an_expired_key_is_refused_and_an_update_can_extend_it(db, mailer, token
     assert tokens.update(str(token["_id"]), "renamed", "", False, None)["expiration_date"] is None
 
 
+def test_an_expired_token_can_be_renamed_and_stays_expired(db, mailer, tokens, alice):
+    token = tokens.rotate_user_key(alice, True, TODAY)
+    key = key_of(mailer.last("alice@example.com"))
+    db.tokens.update(token["_id"], {"expiration_date": "2000-01-01"})  # time passes
+    # The expiry it carries is the stored one (what a partial update merges in): only the name changes.
+    renamed = tokens.update(str(token["_id"]), "old-key", "kept for the audit", True, datetime.date(2000, 1, 1))
+    assert (renamed["name"], renamed["description"], renamed["expire"], renamed["expiration_date"]) == (
+        "old-key", "kept for the audit", True, "2000-01-01")
+    with pytest.raises(Unauthorized, match="API key has expired"):
+        tokens.find_by_key(key, USER)
+    # Changing the expiry is checked as before: not to another date in the past.
+    with pytest.raises(Unprocessable, match="1999-12-31 is in the past"):
+        tokens.update(str(token["_id"]), "old-key", "", True, datetime.date(1999, 12, 31))
+
+
 def test_a_go_kahuna_key_is_upgraded_to_a_digest_when_first_presented(db, tokens):
     agent = make.agent(db, "kaktus-legacy")
     agent_id = str(agent["_id"])

@@ -216,6 +216,16 @@ def test_merged_replaces_nested_objects_whole():
     assert merged(compute.KawaiiIpSecSchema, ipsec, {})["firewall"] == {"ingress": kiwi_firewall["ingress"]}
 
 
+def test_merged_merges_the_by_key_objects_key_by_key():
+    stored = {"_id": "0123456789abcdef01234567", "name": "shop", "description": "", "team_ids": [], "region_ids": [],
+              "quotas": {"vcpus": 16, "memory": 2**34, "storage": 0, "instances": 10}}
+    changes = projects.ProjectUpdateSchema().load({"quotas": {"vcpus": 32}})
+    assert merged(projects.ProjectSchema, stored, changes, by_key=("quotas",))["quotas"] == {
+        "vcpus": 32, "memory": 2**34, "storage": 0, "instances": 10}
+    assert merged(projects.ProjectSchema, stored, changes)["quotas"] == {"vcpus": 32}  # whole, without by_key
+    assert merged(projects.ProjectSchema, stored, {}, by_key=("quotas",))["quotas"] == stored["quotas"]
+
+
 def test_merged_passes_a_stored_value_todays_rules_refuse_as_stored():
     old = {**INSTANCE, "vcpus": 4096}
     assert merged(compute.InstanceSchema, old, {"description": "x"})["vcpus"] == 4096
@@ -247,3 +257,14 @@ def test_update_schema_refuses_unknown_names_and_unhandled_load_hooks():
 
     with pytest.raises(TypeError, match="load hooks"):
         update_schema(Hooked, "HookedUpdate")
+
+    class Validated(ApiSchema):  # a field validator is a schema hook too: the update would lose it
+        name = marshmallow.fields.String()
+
+        @marshmallow.validates("name")
+        def _check(self, value, **_):
+            if value == "x":
+                raise marshmallow.ValidationError("no x")
+
+    with pytest.raises(TypeError, match=r"load hooks \['_check'\]"):
+        update_schema(Validated, "ValidatedUpdate")

@@ -24,11 +24,43 @@ def sessions(db, hasher, limiter):
     return SessionService(db, hasher, "s" * 32, datetime.timedelta(hours=1), Guard(limiter, "login", 5, 20, 900))
 
 
-@pytest.fixture
-def users(db, mailer, hasher, sessions, owners, agents, limiter):
+class Later:
+    """A background that keeps the work it is given until :meth:`run` (the service's default is a greenlet)."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def __call__(self, function, *args):
+        self.jobs.append((function, args))
+
+    def run(self):
+        jobs, self.jobs = self.jobs, []
+        for function, args in jobs:
+            function(*args)
+
+
+def user_service(db, mailer, hasher, sessions, owners, agents, limiter, background):
     tokens = TokenService(db, mailer, owners, "ops@acme.example", agents)
     return UserService(db, mailer, hasher, sessions, tokens, PUBLIC_URL + "/", datetime.timedelta(hours=72),
-                       datetime.timedelta(minutes=60), Guard(limiter, "password reset", 3, 10, 3600), owners)
+                       datetime.timedelta(minutes=60), Guard(limiter, "password reset", 3, 10, 3600), owners,
+                       background=background)
+
+
+@pytest.fixture
+def users(db, mailer, hasher, sessions, owners, agents, limiter):
+    """What the public reset leaves to the background is done at once."""
+    return user_service(db, mailer, hasher, sessions, owners, agents, limiter, lambda function, *args: function(*args))
+
+
+@pytest.fixture
+def later():
+    return Later()
+
+
+@pytest.fixture
+def users_later(db, mailer, hasher, sessions, owners, agents, limiter, later):
+    """What the public reset leaves to the background waits for ``later.run()``."""
+    return user_service(db, mailer, hasher, sessions, owners, agents, limiter, later)
 
 
 def link_of(letter, path):
@@ -141,6 +173,27 @@ def test_password_reset_mails_a_link_then_a_new_password_and_ends_every_session(
 def test_a_reset_for_an_unknown_address_is_silent(mailer, users, address):
     users.request_password_reset(address, "203.0.113.1")
     assert mailer.sent == []
+
+
+@pytest.mark.parametrize("relay", ["up", "down"])
+def test_a_public_reset_answers_alike_for_a_known_and_an_unknown_address(db, mailer, users_later, later, relay,
+                                                                         caplog):
+    """The request returns before the look-up, the link and the mail; a failure there is logged, not raised."""
+    user, _ = registered(users_later, mailer)
+    sent_before = len(mailer.sent)
+    if relay == "down":
+        mailer.fail()
+    for address in ("alice@example.com", "nobody@example.com"):
+        assert users_later.request_password_reset(address, "203.0.113.1") is None
+    assert (len(later.jobs), len(mailer.sent), "password_reset" in db.users.get(user["_id"])) == (
+        2, sent_before, False)
+    later.run()  # must not raise, relay up or down
+    if relay == "up":
+        assert [letter.to for letter in mailer.sent[sent_before:]] == ["alice@example.com"]
+        assert "password_reset" in db.users.get(user["_id"])
+    else:
+        assert len(mailer.sent) == sent_before
+        assert "password reset requested for alice@example.com: no link sent" in caplog.text
 
 
 def test_resets_are_throttled_before_anything_is_looked_up(mailer, users, limiter):
