@@ -147,7 +147,7 @@ def _drain(config, args: argparse.Namespace) -> int:
     except (DrainError, ApiError) as exc:
         print(f"kahuna: {exc}", file=sys.stderr)
         return 2
-    return 0 if report.left == 0 else 1
+    return 0 if report.complete else 1
 
 
 def _migrate(config) -> int:

@@ -6,7 +6,7 @@ the node by name or id, requires it to be in maintenance (``--enable-maintenance
 lands on it while it empties), then plans and commits a kMotion for each instance on it, Komputes through their
 own routes: live when the agents of both nodes can, otherwise cold (shut down and restarted on the new host) if
 ``--allow-cold`` says so. Instances with kMotion disabled stay and are reported. One line per instance, then a
-summary; the exit status is 0 only when nothing is left on the node.
+summary; the exit status is 0 only when no move failed and nothing is left on the node.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ class Report:
     failed: list[str] = field(default_factory=list)
     left: int = 0  # instances still on the node at the end
 
+    @property
+    def complete(self) -> bool:
+        """Nothing failed and nothing is left: the drain's exit status is 0."""
+        return not self.failed and self.left == 0
+
     def summary(self) -> str:
         return (f"moved {len(self.moved)}, skipped {len(self.skipped)} (kMotion disabled), failed {len(self.failed)}; "
                 f"{self.left} instance(s) left on the node")
@@ -82,15 +87,22 @@ class Drain:
         ids = self.api("GET", "/kaktus")
         if reference in ids:
             return {**self.api("GET", f"/kaktus/{reference}"), "id": reference}
-        for kaktus_id in ids:
-            kaktus = self.api("GET", f"/kaktus/{kaktus_id}")
-            if kaktus["name"] == reference:
-                return {**kaktus, "id": kaktus_id}
-        raise DrainError(f"no Kaktus named or identified {reference!r}")
+        named = [{**kaktus, "id": kaktus_id} for kaktus_id in ids
+                 for kaktus in [self.api("GET", f"/kaktus/{kaktus_id}")] if kaktus["name"] == reference]
+        if len(named) > 1:  # names are unique within a zone only
+            raise DrainError(f"{len(named)} Kaktus nodes are named {reference!r} (ids "
+                             f"{', '.join(sorted(k['id'] for k in named))}): give the id of the one to drain")
+        if not named:
+            raise DrainError(f"no Kaktus named or identified {reference!r}")
+        return named[0]
 
     def node_name(self, kaktus_id: str) -> str:
+        """The node's name, or its id when it cannot be read (what it is called does not change what was done)."""
         if kaktus_id not in self._names:
-            self._names[kaktus_id] = self.api("GET", f"/kaktus/{kaktus_id}")["name"]
+            try:
+                self._names[kaktus_id] = self.api("GET", f"/kaktus/{kaktus_id}")["name"]
+            except (ApiError, DrainError, KeyError, TypeError):
+                return kaktus_id
         return self._names[kaktus_id]
 
     def komputes_by_name(self) -> dict[str, str]:

@@ -49,6 +49,8 @@ INSTANCE_STATES = {
     rpc.InstanceAction.HARD_SHUTDOWN: "Shutoff", rpc.InstanceAction.SOFT_SHUTDOWN: "Shutoff",
     rpc.InstanceAction.PM_SUSPEND: "Paused", rpc.InstanceAction.PM_RESUME: "Running",
 }
+#: What libvirt answers to a DomainCreate (START, AUTO_START) of a domain that runs already.
+ALREADY_RUNNING = "virError(Code=55, Domain=10, Message='Requested operation is not valid: domain is already running')"
 TEMPLATE_SIZE = 2 << 30
 #: The simulated Kaktus agents that prepared a live migration, by the URI they answered.
 MIGRATION_TARGETS: weakref.WeakValueDictionary[str, SimulatedAgent] = weakref.WeakValueDictionary()
@@ -99,6 +101,10 @@ class Behaviour:
     unlocked_replies: bool = False
     # Domains whose guest ignores a graceful shutdown (ACPI): only a forced power-off stops them.
     ignore_shutdown: set[str] = field(default_factory=set)
+    # Requests carried out, then answered with this error: Kahuna learns nothing of what was done (as when an
+    # answer is lost). In failures, fail_after and hold, an InstanceOperation is keyed by its name, or by
+    # "InstanceOperation:<action>" for one action only.
+    fail_after: dict[str, str] = field(default_factory=dict)
 
 
 class SimulatedAgent:
@@ -270,20 +276,29 @@ class SimulatedAgent:
     def _answer(self, ws: websocket.WebSocket, request_id: int, name: str, method: rpc.AnyMethod,
                 params: dict) -> None:
         gevent.sleep(self.behaviour.delays.get(name, 0) + random.uniform(0, self.behaviour.jitter))
-        if name in self.behaviour.hold:
-            self.behaviour.hold[name].wait()
+        keys = (f"{name}:{params.get('Action')}", name) if name == "InstanceOperation" else (name,)
+
+        def injected(table: dict[str, typing.Any]) -> typing.Any:
+            return next((table[key] for key in keys if key in table), None)
+
+        held = injected(self.behaviour.hold)
+        if held is not None:
+            held.wait()
         if name in self.behaviour.drop_on:
             self._drop()
             return
         if name in self.behaviour.silent:
             return
-        error = self.behaviour.failures.get(name)
+        error = injected(self.behaviour.failures)
         result: dict[str, typing.Any] = {}
         if error is None:
             try:
                 result = getattr(self, f"_rpc_{name}")(params) or {}
             except AgentFault as fault:
                 error = str(fault)
+            else:
+                error = injected(self.behaviour.fail_after)
+                result = {} if error is not None else result
         reply = json.dumps({"id": request_id, "result": method.encode_result(result), "error": error}).encode()
         self.outstanding -= 1
         try:
@@ -331,8 +346,12 @@ class SimulatedAgent:
         return self.instances[name]
 
     def _rpc_CreateInstance(self, p: dict) -> None:
-        if p["Name"] in self.instances:
+        existing = self.instances.get(p["Name"])
+        if existing is not None and existing.get("Persistent", True):
             raise AgentFault(f"domain '{p['Name']}' already exists")
+        if existing is not None:  # libvirt makes a running transient domain persistent again
+            existing.update(XML=p["XML"], Persistent=True)
+            return
         self.instances[p["Name"]] = {"XML": p["XML"], "State": "Shutoff", "Autostart": False}
 
     def _rpc_GetInstance(self, p: dict) -> dict:
@@ -342,14 +361,26 @@ class SimulatedAgent:
         self._instance(p["Name"])["XML"] = p["XML"]
 
     def _rpc_DeleteInstance(self, p: dict) -> None:
-        self._instance(p["Name"])
+        instance = self._instance(p["Name"])
+        if not instance.get("Persistent", True):
+            raise AgentFault("virError(Code=55, Domain=10, Message='Requested operation is not valid: cannot undefine "
+                             "transient domain')")
+        if self._running(instance):
+            # libvirt undefines a running domain's definition only: the guest runs on, transient, until stopped.
+            instance.update(Persistent=False, Autostart=False)
+            return
         del self.instances[p["Name"]]
+
+    @staticmethod
+    def _running(instance: dict) -> bool:
+        return instance["State"] in ("Running", "Paused")
 
     def _rpc_GetInstanceState(self, p: dict) -> dict:
         state = self._instance(p["Name"])["State"]
         return {"State": state, "Reason": "Booted" if state == "Running" else "User"}
 
     def _rpc_InstanceIsRunning(self, p: dict) -> dict:
+        # The released agent never errors here: an unknown domain (or libvirt away) is "not running".
         return {"Running": self.instances.get(p["Name"], {}).get("State") in ("Running", "Paused")}
 
     def _rpc_GetInstanceRemoteConnectionUrl(self, p: dict) -> dict:
@@ -357,14 +388,25 @@ class SimulatedAgent:
         return {"URL": f"spice://127.0.0.1:{5900 + sorted(self.instances).index(p['Name'])}"}
 
     def _rpc_InstanceOperation(self, p: dict) -> None:
-        instance = self._instance(p["Name"])
-        if p["Action"] not in INSTANCE_STATES:
-            raise AgentFault(f"unsupported instance operation: {p['Action']}")
-        if p["Action"] == rpc.InstanceAction.AUTO_START:
+        """As the released agent (kaktus/libvirt.go): AUTO_START sets autostart then starts (DomainCreate), START
+        starts, and both fail with libvirt's "already running" on a running domain; the shutdowns do nothing to a
+        domain that is off; a transient domain (undefined while running) is gone once it stops."""
+        name, action = p["Name"], p["Action"]
+        instance = self._instance(name)
+        if action not in INSTANCE_STATES:
+            raise AgentFault(f"unsupported instance operation: {action}")
+        if action == rpc.InstanceAction.AUTO_START:
             instance["Autostart"] = True
-        if p["Action"] == rpc.InstanceAction.SOFT_SHUTDOWN and p["Name"] in self.behaviour.ignore_shutdown:
-            return
-        instance["State"] = INSTANCE_STATES[p["Action"]]
+        if action in (rpc.InstanceAction.AUTO_START, rpc.InstanceAction.START) and self._running(instance):
+            raise AgentFault(ALREADY_RUNNING)
+        if action in (rpc.InstanceAction.SOFT_SHUTDOWN, rpc.InstanceAction.HARD_SHUTDOWN):
+            if not self._running(instance) or (action == rpc.InstanceAction.SOFT_SHUTDOWN
+                                               and name in self.behaviour.ignore_shutdown):
+                return
+            if not instance.get("Persistent", True):
+                del self.instances[name]
+                return
+        instance["State"] = INSTANCE_STATES[action]
 
     # -- Kaktus: live migration (the proposal; served with live_migration=True only) ---------------
 

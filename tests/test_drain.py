@@ -9,6 +9,7 @@ import sys
 import kowabunga as k
 import pytest
 
+from kahuna.drain import ApiError, Drain, DrainError
 from tests.deployment import MASTER_KEY
 from tests.test_kmotion import kompute, ok
 
@@ -82,3 +83,83 @@ def test_a_drain_names_what_it_cannot_find_or_reach(platform):
                              f"{platform.deployment.base_url}/api/v1", "--api-key", "x" * 40],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "HTTP 401" in result.stderr
+
+
+# -- the drain's decisions, against an API in memory ----------------------------------------------------------
+
+
+class MemoryApi:
+    """The Kowabunga API as a drain uses it: Kaktus nodes by id, the instances on each; a commit moves the
+    instance to k2 (or does what *commit* says); *broken* paths answer 503."""
+
+    def __init__(self, names: dict[str, str], hosted: dict[str, list[str]], commit=None):
+        self.names = names
+        self.hosted = hosted
+        self.commit = commit or self.move
+        self.broken: set[str] = set()
+
+    def move(self, instance_id: str) -> None:
+        self.hosted["k1"].remove(instance_id)
+        self.hosted["k2"].append(instance_id)
+
+    def __call__(self, method, path, body=None):
+        if path in self.broken:
+            raise ApiError(503, "the API is away")
+        parts = path.strip("/").split("/")
+        if path == "/kaktus":
+            return list(self.names)
+        if parts[0] == "kaktus":
+            return list(self.hosted[parts[1]]) if parts[-1] == "instances" else {
+                "name": self.names[parts[1]], "maintenance": True}
+        if path == "/kompute":
+            return []
+        if parts[-1] == "plan":
+            return {"id": "plan", "live": False, "target": "k2"}
+        if parts[-1] == "commit":
+            return self.commit(parts[1])
+        return {"name": parts[1]}  # GET /instance/{id}
+
+
+def cli_drain(monkeypatch, memory: MemoryApi, reference: str) -> int:
+    """``kahuna drain REFERENCE --allow-cold`` against *memory*: its exit status."""
+    import argparse
+
+    import kahuna.drain
+    from kahuna import cli
+
+    monkeypatch.setattr(kahuna.drain, "Api", lambda url, api_key: memory)
+    return cli._drain(None, argparse.Namespace(url="http://kahuna.test/api/v1", api_key="k" * 40, kaktus=reference,
+                                               enable_maintenance=False, allow_cold=True))
+
+
+def test_a_drain_that_failed_a_move_exits_non_zero_even_with_the_node_empty(monkeypatch):
+    def commit(instance_id):  # the instance was deleted meanwhile: nothing is left, and nothing was moved
+        memory.hosted["k1"].remove(instance_id)
+        raise ApiError(404, f"instance {instance_id} does not exist")
+
+    memory = MemoryApi({"k1": "node-1", "k2": "node-2"}, {"k1": ["web-1"], "k2": []}, commit)
+    assert cli_drain(monkeypatch, memory, "node-1") == 1
+    memory = MemoryApi({"k1": "node-1", "k2": "node-2"}, {"k1": ["web-1"], "k2": []})
+    assert cli_drain(monkeypatch, memory, "node-1") == 0
+
+
+def test_a_move_done_is_reported_done_even_when_the_targets_name_cannot_be_read(monkeypatch, capsys):
+    def commit(instance_id):  # moved; then the API cannot read the target for a while
+        memory.move(instance_id)
+        memory.broken.add("/kaktus/k2")
+
+    memory = MemoryApi({"k1": "node-1", "k2": "node-2"}, {"k1": ["web-1"], "k2": []}, commit)
+    assert cli_drain(monkeypatch, memory, "node-1") == 0
+    out = capsys.readouterr().out
+    assert "  instance web-1: moved cold to k2" in out.splitlines() and "failed 0" in out, out
+
+
+def test_a_drain_refuses_a_name_two_nodes_have(monkeypatch, capsys):
+    memory = MemoryApi({"k1": "node", "k2": "node", "k3": "other"}, {"k1": ["web-1"], "k2": [], "k3": []})
+    assert cli_drain(monkeypatch, memory, "node") == 2
+    assert "2 Kaktus nodes are named 'node' (ids k1, k2): give the id" in capsys.readouterr().err
+    with pytest.raises(DrainError, match="2 Kaktus nodes are named 'node'"):
+        Drain(memory, out=lambda line: None).run("node", allow_cold=True)
+    assert memory.hosted["k1"] == ["web-1"]  # nothing moved
+    report = Drain(memory, out=lambda line: None).run("k1", allow_cold=True)  # by id
+    assert (report.moved, report.failed, report.left) == (["web-1"], [], 0)

@@ -9,6 +9,8 @@ import datetime
 import json
 import xml.etree.ElementTree as ET
 
+import gevent
+import gevent.event
 import kowabunga as k
 import pytest
 from bson import ObjectId
@@ -118,13 +120,14 @@ def test_a_cold_move_redefines_the_domain_on_the_target_with_the_released_method
     source.calls.clear()
     target.calls.clear()
     assert commit(platform, made, proposed["id"]) is None
-    # The source: is it running, its definition, a graceful shutdown obeyed at once, undefined.
+    # The source: is it running, its definition, a graceful shutdown obeyed at once, a power-off (a no-op: it is
+    # off) and a last check that it is off, undefined.
     assert moves(source) == ["InstanceIsRunning", "GetInstance", ("InstanceOperation", SOFT), "InstanceIsRunning",
-                             "DeleteInstance"]
+                             ("InstanceOperation", HARD), "InstanceIsRunning", "DeleteInstance"]
     assert source.calls_of("GetInstance") == [{"Name": "web-1", "Migratable": True}]
-    # The target: its emulator, the same domain defined, autostart, started again.
-    assert moves(target) == ["NodeCapabilities", "CreateInstance", ("InstanceOperation", AUTO),
-                             ("InstanceOperation", START)]
+    # The target: its emulator, the same domain defined, then started with autostart (AUTO_START starts it: a
+    # START after it would fail, "already running").
+    assert moves(target) == ["NodeCapabilities", "CreateInstance", "InstanceIsRunning", ("InstanceOperation", AUTO)]
     assert "web-1" not in source.instances
     domain = target.instances["web-1"]
     assert domain["State"] == "Running" and domain["Autostart"]
@@ -149,8 +152,8 @@ def test_a_cold_move_redefines_the_domain_on_the_target_with_the_released_method
     commit(platform, made, proposed["id"])
     moved = instance_of(platform, made)
     assert (moved["kaktus_id"], moved["zone_id"]) == (platform.kaktuses["b"].id, platform.zones["b"].id)
-    assert ("InstanceOperation", START) not in moves(platform.agents["kaktus-b"])
-    assert "web-1" in platform.agents["kaktus-b"].instances and "web-1" not in target.instances
+    assert not {("InstanceOperation", START), ("InstanceOperation", AUTO)} & set(moves(platform.agents["kaktus-b"]))
+    assert platform.agents["kaktus-b"].instances["web-1"]["State"] == "Shutoff" and "web-1" not in target.instances
     # And it is deleted from where it is.
     k.KomputeApi(platform.api).delete_kompute(made["id"])
     assert not any("web-1" in agent.instances for agent in platform.agents.values())
@@ -167,8 +170,9 @@ def test_a_guest_that_ignores_its_shutdown_is_powered_off_after_the_grace_period
     commit(platform, made, proposed["id"])
     sent = moves(source)
     assert sent[:3] == ["InstanceIsRunning", "GetInstance", ("InstanceOperation", SOFT)]
-    assert sent[-2:] == [("InstanceOperation", HARD), "DeleteInstance"]
-    assert set(sent[3:-2]) == {"InstanceIsRunning"}
+    assert sent[-4:] == [("InstanceOperation", HARD), ("InstanceOperation", HARD), "InstanceIsRunning",
+                         "DeleteInstance"]
+    assert set(sent[3:-4]) == {"InstanceIsRunning"}
     assert platform.agents["kaktus-a2"].instances["web-1"]["State"] == "Running"
 
 
@@ -181,9 +185,10 @@ def test_a_failure_on_the_target_puts_the_instance_back_on_its_source_running(pl
     source.calls.clear()
     body = commit(platform, made, proposed["id"], 422)
     assert "no more room" in body["reason"] and "back on k-a" in body["reason"]
-    # Stopped and undefined on the source, then defined and started there again; nothing left on the target.
-    assert moves(source)[-4:] == ["DeleteInstance", "CreateInstance", ("InstanceOperation", AUTO),
-                                  ("InstanceOperation", START)]
+    # Stopped and undefined on the source, then (each step asking first) defined and started there again;
+    # nothing left on the target.
+    assert moves(source)[-5:] == ["DeleteInstance", "GetInstanceState", "CreateInstance", "InstanceIsRunning",
+                                  ("InstanceOperation", AUTO)]
     assert source.instances["web-1"]["State"] == "Running" and source.instances["web-1"]["Autostart"]
     assert "web-1" not in target.instances
     back = instance_of(platform, made)
@@ -328,8 +333,10 @@ def test_a_rollback_the_agents_cannot_finish_is_left_to_crash_recovery(platform,
     stuck = instance_of(platform, made)
     assert stuck["state"] == "updating" and stuck["kmotion"]["stranded"] and stuck["kmotion"]["xml"]
     assert not any("web-1" in agent.instances for agent in (source, target))
-    # Nothing else happens to it meanwhile.
+    # Nothing else happens to it meanwhile, and neither node can be deleted: the move may end on either.
     assert "being changed" in plan(platform, made, 409, destination="zone", live=False)["reason"]
+    for node in ("a", "a2"):
+        assert "moving" in refused(platform, 409, "DELETE", f"/kaktus/{platform.kaktuses[node].id}")["reason"]
     # Once the source answers again, the periodic clean-up defines it there again, running as it was.
     recovery = Recovery(platform.deployment.kahuna.db, platform.deployment.kahuna.services)
     assert recovery.pending() == 1
@@ -340,3 +347,218 @@ def test_a_rollback_the_agents_cannot_finish_is_left_to_crash_recovery(platform,
     assert (back["kaktus_id"], back["state"]) == (platform.kaktuses["a"].id, "ready") and "kmotion" not in back
     assert source.instances["web-1"]["State"] == "Running" and "web-1" not in target.instances
     assert recovery.pending() == 0
+    # Resolving it again from what was read before (a stale record) does nothing: the move is read in the owner.
+    calls = len(source.calls) + len(target.calls)
+    assert platform.deployment.kahuna.services.kmotion.resolve(stuck) == "already resolved"
+    assert len(source.calls) + len(target.calls) == calls
+
+
+# -- what the released agents do, and what a move must survive -------------------------------------------------
+
+#: What a Kaktus agent answers when its libvirt connection is down (it cannot say whether it has a domain).
+LIBVIRT_DOWN = "virError(Code=38, Domain=7, Message='Cannot write data: Broken pipe')"
+#: An error answered for a request that was carried out (Kahuna cannot tell it was).
+LOST = "virError(Code=1, Domain=10, Message='internal error: connection reset while waiting for the reply')"
+
+
+def services(platform):
+    return platform.deployment.kahuna.services
+
+
+def strand(platform, made, source, target, **move):
+    """Write *made*'s instance as a crash left it in a move from Kaktus *source* to *target* (as the claim and
+    the steps write it, marked stranded as the sweep does); the instance as it was before."""
+    db = platform.deployment.kahuna.db
+    instance = instance_of(platform, made)
+    zone_of = {name: db.kaktuses.get(platform.kaktuses[name].id)["zone_id"] for name in (source, target)}
+    db.instances.update(instance["_id"], {
+        "kaktus_id": platform.kaktuses[target].id, "zone_id": zone_of[target], "state": "updating",
+        "kmotion": {"plan_id": "", "source_kaktus_id": platform.kaktuses[source].id, "source_zone_id": zone_of[source],
+                    "target_kaktus_id": platform.kaktuses[target].id, "target_zone_id": zone_of[target],
+                    "live": False, "was_running": True, "xml": "", "step": "starting", "stranded": True, **move}})
+    return instance
+
+
+def test_recovery_waits_while_a_node_cannot_say_whether_it_has_the_domain(platform, project):
+    """A node whose libvirt is away does not have "no such domain": recovery must not define the guest on the
+    source while the target may run it (two guests on the same Ceph disks)."""
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-a2"]
+    xml = source.instances["web-1"]["XML"]
+    commit(platform, made, plan(platform, made, destination="zone", live=False)["id"])
+    strand(platform, made, "a", "a2", xml=xml)  # the process died before writing the move finished
+    target.behaviour.failures["GetInstanceState"] = LIBVIRT_DOWN
+    recovery = Recovery(platform.deployment.kahuna.db, platform.deployment.kahuna.services)
+    report = recovery.clean_up()
+    assert (report.waiting, report.moves) == (1, {})
+    assert "web-1" not in source.instances and target.instances["web-1"]["State"] == "Running"
+    # Once the target can tell, the move is finished where the guest runs.
+    target.behaviour.failures.clear()
+    assert recovery.clean_up().moves == {"finished": 1}
+    moved = instance_of(platform, made)
+    assert (moved["kaktus_id"], moved["state"]) == (platform.kaktuses["a2"].id, "ready") and "kmotion" not in moved
+    assert "web-1" not in source.instances and target.instances["web-1"]["State"] == "Running"
+
+
+def test_a_rollback_stops_at_its_first_failed_step_rather_than_run_the_guest_twice(platform, project):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-a2"]
+    # The target boots the guest but its answer is lost; then it cannot power it off.
+    target.behaviour.fail_after[f"InstanceOperation:{AUTO}"] = LOST
+    target.behaviour.failures[f"InstanceOperation:{HARD}"] = LOST
+    body = commit(platform, made, plan(platform, made, destination="zone", live=False)["id"], 422)
+    assert "could not finish" in body["reason"] and "crash recovery completes it" in body["reason"], body
+    # The source was left alone: the guest runs on the target only.
+    assert target.instances["web-1"]["State"] == "Running" and "web-1" not in source.instances
+    stuck = instance_of(platform, made)
+    assert stuck["state"] == "updating" and stuck["kmotion"]["stranded"]
+    # Recovery finds it defined (and running) on the target only, and finishes the move there.
+    target.behaviour.failures.clear()
+    target.behaviour.fail_after.clear()
+    assert Recovery(platform.deployment.kahuna.db, platform.deployment.kahuna.services).clean_up().moves == {
+        "finished": 1}
+    assert instance_of(platform, made)["kaktus_id"] == platform.kaktuses["a2"].id
+    assert target.instances["web-1"]["State"] == "Running" and "web-1" not in source.instances
+
+
+@pytest.mark.parametrize("lost", ["DeleteInstance on the source", "CreateInstance on the target"])
+def test_a_step_whose_answer_is_lost_is_taken_back_from_where_the_domain_is(platform, project, lost):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-a2"]
+    method, agent = lost.split(" on the ")
+    (source if agent == "source" else target).behaviour.fail_after[method] = LOST
+    body = commit(platform, made, plan(platform, made, destination="zone", live=False)["id"], 422)
+    assert "back on k-a" in body["reason"], body
+    # Defined and running on the source again, nothing left on the target.
+    assert source.instances["web-1"]["State"] == "Running" and source.instances["web-1"]["Autostart"]
+    assert "web-1" not in target.instances
+    back = instance_of(platform, made)
+    assert (back["kaktus_id"], back["state"]) == (platform.kaktuses["a"].id, "ready") and "kmotion" not in back
+
+
+def test_a_power_operation_during_a_move_waits_for_it_and_reaches_the_new_host(platform, project, monkeypatch):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-a2"]
+    release = gevent.event.Event()
+    target.behaviour.hold["CreateInstance"] = release
+    committing = gevent.spawn(commit, platform, made, plan(platform, made, destination="zone", live=False)["id"])
+    target.wait_for_call("CreateInstance")
+    # A stop asked for while the target defines the domain: it has reached the instance service when the move
+    # goes on.
+    entered = gevent.event.Event()
+    power = services(platform).instances.power
+
+    def observed(instance_id, action):
+        entered.set()
+        return power(instance_id, action)
+
+    monkeypatch.setattr(services(platform).instances, "power", observed)
+    stopping = gevent.spawn(api, platform, "PATCH", f"/kompute/{made['id']}/stop")
+    entered.wait(timeout=30)
+    assert entered.is_set()
+    release.set()
+    committing.get(timeout=60)
+    assert stopping.get(timeout=60) == (200, None)
+    # Stopped where it is now, after its move; the source saw no power operation once the move had begun.
+    assert target.instances["web-1"]["State"] == "Shutoff" and "web-1" not in source.instances
+    assert moves(target)[-2:] == [("InstanceOperation", AUTO), ("InstanceOperation", HARD)]
+
+
+def test_a_resize_reads_where_the_instance_is_in_its_owner(platform, project):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    target = platform.agents["kaktus-a2"]
+    before = instance_of(platform, made)  # as a resize decided before the move read it
+    commit(platform, made, plan(platform, made, destination="zone", live=False)["id"])
+    services(platform).instances.resize(before, 4, 8 * GIB)
+    resized = instance_of(platform, made)
+    assert (resized["kaktus_id"], resized["vcpus"], resized["memory"]) == (platform.kaktuses["a2"].id, 4, 8 * GIB)
+    assert ET.fromstring(target.calls_of("UpdateInstance")[-1]["XML"]).findtext("vcpu") == "4"
+    assert target.instances["web-1"]["State"] == "Running"
+
+
+def test_a_moving_instance_keeps_its_source_until_the_move_is_over(platform, project):
+    group = ok(platform, "POST", f"/project/{project.id}/kwarantine", {"name": "web", "policy": "host"}, status=201)
+    made = kompute(platform, project, "web-1", kwarantines=[group["id"]])
+    add_kaktus(platform, "a2", "a")
+    target = platform.agents["kaktus-a2"]
+    release = gevent.event.Event()
+    target.behaviour.hold["CreateInstance"] = release
+    target.behaviour.failures["CreateInstance"] = "virError(Code=9, Message='operation failed: no more room')"
+    committing = gevent.spawn(api, platform, "PATCH", f"/kompute/{made['id']}/kmotion/commit",
+                              {"plan": plan(platform, made, destination="zone", live=False)["id"]})
+    target.wait_for_call("CreateInstance")
+    # Both nodes count it: the move may end on either.
+    zone_a = platform.zones["a"].id
+    assert {n.name: n.instance_names for n in services(platform).instances.nodes(zone_a)} == {
+        "k-a": ["web-1"], "k-a2": ["web-1"]}
+    # Another member of its group goes to neither node of zone a.
+    body = refused(platform, 507, "POST", f"/project/{project.id}/zone/{zone_a}/kompute",
+                   {"name": "web-2", "vcpus": 2, "memory": 4 * GIB, "disk": 20 * GIB, "kwarantines": [group["id"]]})
+    assert "Kwarantine" in body["reason"], body
+    release.set()
+    status, _ = committing.get(timeout=60)
+    assert status == 422
+    back = instance_of(platform, made)
+    assert (back["kaktus_id"], back["state"]) == (platform.kaktuses["a"].id, "ready")
+
+
+def test_a_region_wide_konvey_vm_moves_away_from_its_siblings_zone(platform, project):
+    k.ProjectApi(platform.api).create_project_region_konvey(project.id, platform.regions["eu-west"].id, k.Konvey(
+        name="web", endpoints=[k.KonveyEndpoint(name="https", port=443, protocol="tcp", backends=k.KonveyBackends(
+            hosts=["10.50.0.30"], port=8443))]))
+    db = platform.deployment.kahuna.db
+    vm_b = db.instances.find_one({"profile": "konvey", "zone_id": platform.zones["b"].id})
+    made = {"id": str(db.komputes.find_one({"instance_id": str(vm_b["_id"])})["_id"])}
+    add_kaktus(platform, "a2", "a")  # free, but in the zone of the other VM
+    body = plan(platform, made, 507, destination="region", live=False)
+    assert "k-a2 is in the zone of another VM of its konvey" in body["reason"], body
+    assert "Kaktus k-a2 is in the zone of another VM of its konvey" in plan(
+        platform, made, 422, destination="manual", kaktus=platform.kaktuses["a2"].id, live=False)["reason"]
+
+
+def test_the_target_defines_the_domain_kahuna_stores_not_the_xml_the_source_answers(platform, project):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-a2"]
+    # The source's definition says another guest's disk, and an older machine type.
+    domain = source.instances["web-1"]
+    domain["XML"] = domain["XML"].replace("rbd-ssd/web-1-os", "rbd-ssd/someone-else-os").replace(
+        "machine=\"pc-q35-8.2\"", "machine=\"pc-q35-7.1\"").replace("machine='pc-q35-8.2'", "machine='pc-q35-7.1'")
+    assert "someone-else-os" in domain["XML"] and "pc-q35-7.1" in domain["XML"]
+    commit(platform, made, plan(platform, made, destination="zone", live=False)["id"])
+    moved = target.instances["web-1"]["XML"]
+    assert "rbd-ssd/web-1-os" in moved and "someone-else" not in moved
+    # The guest's machine type (its ABI) is kept, as libvirt migration keeps it.
+    assert ET.fromstring(moved).find("os/type").get("machine") == "pc-q35-7.1"
+
+
+def test_a_commit_takes_the_owners_of_the_groups_the_instance_is_in_when_it_starts(platform, project, monkeypatch):
+    made = kompute(platform, project, "web-1")
+    add_kaktus(platform, "a2", "a")
+    kmotion = services(platform).kmotion
+    subject = kmotion.kompute_subject(made["id"])  # read before it joins a group
+    group = ok(platform, "POST", f"/project/{project.id}/kwarantine", {"name": "web"}, status=201)
+    services(platform).kwarantines.add_kompute(group["id"], made["id"])
+    proposed = plan(platform, made, destination="zone", live=False)
+    taken: list[str] = []
+    owners = kmotion.owners
+
+    class Recorded:
+        def run(self, key, function, *args, **kwargs):
+            taken.append(key)
+            return owners.run(key, function, *args, **kwargs)
+
+        def run_all(self, keys, function):
+            keys = list(keys)
+            taken.extend(keys)
+            return owners.run_all(keys, function)
+
+    monkeypatch.setattr(kmotion, "owners", Recorded())
+    kmotion.commit(subject, proposed["id"])
+    assert f"kwarantine:{group['id']}" in taken
+    assert instance_of(platform, made)["kaktus_id"] == platform.kaktuses["a2"].id

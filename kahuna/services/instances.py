@@ -324,7 +324,10 @@ class InstanceService:
         for kaktus in self.db.kaktuses.find({"zone_id": {"$in": zone_ids}}, sort=[("_id", 1)]):
             caps = kaktus.get("capabilities") or {}
             threads = int((caps.get("cpu") or {}).get("threads") or 0)
-            hosted = self.db.instances.find({"kaktus_id": str(kaktus["_id"])},
+            # An instance being moved off it (kMotion) holds its room until the move is over: a failed move puts
+            # it back.
+            hosted = self.db.instances.find({"$or": [{"kaktus_id": str(kaktus["_id"])},
+                                                     {"kmotion.source_kaktus_id": str(kaktus["_id"])}]},
                                             projection={"name": 1, "vcpus": 1, "memory": 1})
             nodes.append(placement.Node(
                 kaktus_id=str(kaktus["_id"]), name=kaktus["name"],
@@ -527,21 +530,35 @@ class InstanceService:
             raise Conflict(f"instance {instance['name']} is being deleted, or its creation failed: delete it")
         return instance
 
+    # Power operations, state reads and the console run in the instance's owner, which a kMotion holds for its
+    # whole move and a resize for its agents' work: none of them reaches a node the instance is leaving (a guest
+    # started there behind a move's back would run twice).
+
     def power(self, instance_id: str, action: str) -> None:
-        instance = self._ready(instance_id)
-        self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.InstanceOperation,
-                          {"Name": instance["name"], "Action": POWER_ACTIONS[action]})
+        def power() -> None:
+            instance = self._ready(instance_id)
+            self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.InstanceOperation,
+                              {"Name": instance["name"], "Action": POWER_ACTIONS[action]})
+
+        self.serializer.run(f"instance:{instance_id}", power)
 
     def state(self, instance_id: str) -> dict[str, str]:
-        instance = self._ready(instance_id)
-        state = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceState, {"Name": instance["name"]})
-        return {"state": state["State"], "reason": state["Reason"]}
+        def state() -> dict[str, str]:
+            instance = self._ready(instance_id)
+            state = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceState,
+                                      {"Name": instance["name"]})
+            return {"state": state["State"], "reason": state["Reason"]}
+
+        return self.serializer.run(f"instance:{instance_id}", state)
 
     def remote_connection(self, instance_id: str) -> dict[str, str]:
-        instance = self._ready(instance_id)
-        url = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceRemoteConnectionUrl,
-                                {"Name": instance["name"]})
-        return {"url": url["URL"]}
+        def remote_connection() -> dict[str, str]:
+            instance = self._ready(instance_id)
+            url = self._kaktus_call(self.kaktus_of(instance), rpc.kaktus.GetInstanceRemoteConnectionUrl,
+                                    {"Name": instance["name"]})
+            return {"url": url["URL"]}
+
+        return self.serializer.run(f"instance:{instance_id}", remote_connection)
 
     def update(self, instance_id: str, fields: dict[str, typing.Any]) -> models.Instance:
         instance = self._ready(instance_id)
@@ -556,18 +573,26 @@ class InstanceService:
                                                       "kmotion_enabled": fields.get("kmotion_enabled", True)})
 
     def resize(self, instance: models.Instance, vcpus: int, memory: int) -> models.Instance:
-        """New vCPUs and memory: claim (quota and Kaktus room, in the owners of the project and the zone), then
-        redefine and restart the domain with no owner held, then commit, or put the old size back."""
+        """New vCPUs and memory, in the instance's owner (no kMotion or power operation meanwhile): claim (quota
+        and Kaktus room, in the owners of the project and the zone), then redefine and restart the domain with no
+        shared owner held, then commit, or put the old size back."""
         if vcpus <= 0 or memory <= 0:
             raise Unprocessable("an instance needs at least one vCPU and some memory")
         if (vcpus, memory) == (instance["vcpus"], instance["memory"]):
             return instance
-        instance_id = str(instance["_id"])
+        return self.serializer.run(f"instance:{instance['_id']}", self._resize, str(instance["_id"]), vcpus, memory)
+
+    def _resize(self, instance_id: str, vcpus: int, memory: int) -> models.Instance:
+        instance = self._ready(instance_id)  # read again in the owner: where it is now
+        if (vcpus, memory) == (instance["vcpus"], instance["memory"]):
+            return instance
         kaktus = self.kaktus_of(instance)
         old = {"vcpus": instance["vcpus"], "memory": instance["memory"]}
 
         def claim() -> models.Instance:
             current = self._ready(instance_id)
+            if (current["kaktus_id"], current["zone_id"]) != (str(kaktus["_id"]), instance["zone_id"]):
+                raise Conflict(f"instance {current['name']} moved meanwhile: try again")
             node = next(n for n in self.nodes(kaktus["zone_id"]) if n.kaktus_id == str(kaktus["_id"]))
             node.vcpus -= current["vcpus"]
             node.memory -= current["memory"]

@@ -16,13 +16,20 @@ then the pattern of every change that needs agents (README, "Ownership"):
    target (its room is held there from now on) with a ``kmotion`` record (source, target, step);
 2. *agents*, no shared owner held: **cold** with the released Kaktus methods only - ``InstanceIsRunning``, a
    graceful ``SOFT_SHUTDOWN`` then ``HARD_SHUTDOWN`` once ``global.kmotion.shutdownGraceSeconds`` have passed,
-   ``GetInstance`` (the XML, written down before the source forgets it), ``DeleteInstance`` on the source,
-   ``CreateInstance`` on the target with the same XML (same Ceph disks; the guest's machine type is kept, as
-   libvirt migration keeps it, and the emulator path is the target's), ``AUTO_START`` as every creation, and
-   ``START`` if it was running; **live** with the proposed ``PrepareMigration`` (target) and ``MigrateInstance``
-   (source), only when the agents of both nodes advertise them (no released Kaktus agent does);
-3. *commit* (``ready`` on the target) or *undo*: each step taken back, newest first: the domain defined again on
-   the source, started again if it was running, the instance back on the source.
+   ``GetInstance`` (the XML, written down before the source forgets it), a ``HARD_SHUTDOWN`` and a last
+   ``InstanceIsRunning`` (a domain undefined while it runs would run on), ``DeleteInstance`` on the source,
+   ``CreateInstance`` on the target with the domain rebuilt from what Kahuna stores (same Ceph disks; the guest's
+   machine type is kept, as libvirt migration keeps it, and the emulator path is the target's), then
+   ``AUTO_START`` (autostart set, and started) only if it was running - never ``START``, which fails on a running
+   guest; a stopped instance stays stopped (without autostart: the released agent sets it only by starting).
+   Power operations and resizes run in the instance's owner, held for the whole move, so none interleaves;
+   **live** with the proposed ``PrepareMigration`` (target) and ``MigrateInstance`` (source), only when the agents
+   of both nodes advertise them (no released Kaktus agent does);
+3. *commit* (``ready`` on the target) or *undo*: each step, registered before its call and acting on where the
+   domain is, taken back newest first: the domain undefined on the target, defined again on the source, started
+   again if it was running, the instance back on the source. Once a step of the undo fails, the others are skipped
+   and the move is left stranded for crash recovery (going on could run the guest on both nodes). Until the move
+   is over, the source's room and Kwarantine position stay held (placement counts both nodes).
 
 A move cut short by a crash is left ``updating`` with its record: crash recovery marks it stranded and
 :meth:`KMotionService.resolve` finishes it on the target or rolls it back to the source, from where the domain is
@@ -49,7 +56,7 @@ from kahuna.rpc import AgentPlane, InstanceAction
 from kahuna.services._common import READY, UPDATING, Owners
 from kahuna.services._undo import Undo
 from kahuna.services.instances import InstanceService
-from kahuna.services.kwarantines import KwarantineService
+from kahuna.services.kwarantines import KwarantineService, positions
 from kahuna.storage import Database, models, utcnow
 
 log = logging.getLogger(__name__)
@@ -59,6 +66,9 @@ DESTINATIONS = (MANUAL, ZONE, REGION, AUTO)
 #: The Kaktus methods a live move needs on both nodes (proposals: no released agent serves them).
 LIVE_METHODS = (rpc.kaktus.PrepareMigration.name, rpc.kaktus.MigrateInstance.name)
 LIVE_REFUSED = "released Kaktus agents do cold moves only: plan with live=false"
+#: What libvirt answers for a domain a node does not have (VIR_ERR_NO_DOMAIN, code 42): its message starts with the
+#: first; the agent's error text may also carry the code, as the second.
+DOMAIN_NOT_FOUND = ("Domain not found", "Code=42,")
 #: Seconds between two checks that a guest obeyed its graceful shutdown.
 SHUTDOWN_POLL_SECONDS = 0.5
 
@@ -72,14 +82,20 @@ def move_of(instance: models.Instance) -> Move | None:
 
 
 class Rollback(Undo):
-    """An :class:`Undo` that remembers which of its steps failed (Undo logs them and goes on)."""
+    """An :class:`Undo` that remembers which of its steps failed and, once one has, skips the agent steps left:
+    each assumes the newer ones took the domain off the target, and going on could start the guest on the source
+    while it runs on the target. A step pushed with *always* (the record's) runs whatever happened."""
 
     def __init__(self) -> None:
         super().__init__()
         self.failed: list[str] = []
+        self.skipped: list[str] = []
 
-    def push(self, what: str, step: typing.Callable[[], typing.Any]) -> None:
+    def push(self, what: str, step: typing.Callable[[], typing.Any], always: bool = False) -> None:
         def guarded() -> typing.Any:
+            if self.failed and not always:
+                self.skipped.append(what)
+                return None
             try:
                 return step()
             except Exception:
@@ -174,9 +190,14 @@ class KMotionService:
         group_ids = instance.get("kwarantine_ids") or []
         quarantined = self.kwarantines.exclusions(group_ids, instance["project_id"], member_id=instance_id) \
             if group_ids else frozenset()
-        siblings = {i["kaktus_id"] for i in self.db.instances.find(
-            {"profile_id": instance["profile_id"], "_id": {"$ne": instance["_id"]}}, projection={"kaktus_id": 1})} \
-            if instance["profile"] and instance["profile_id"] else set()
+        others = self.db.instances.find({"profile_id": instance["profile_id"], "_id": {"$ne": instance["_id"]}},
+                                        projection={"kaktus_id": 1, "zone_id": 1, "kmotion": 1}) \
+            if instance["profile"] and instance["profile_id"] else []
+        # A sibling being moved holds its source too (it may be put back there).
+        siblings = {kaktus_id for other in others for kaktus_id in positions(other, "kaktus_id")}
+        # A region-wide Konvey's VMs are in distinct zones: a move keeps them apart.
+        sibling_zones = {zone_id for other in others for zone_id in positions(other, "zone_id")} \
+            - {instance["zone_id"]} if instance["profile"] == "konvey" else set()
         pools = self._pools_of(instance)
         for kaktus in candidates:
             kaktus_id = str(kaktus["_id"])
@@ -188,6 +209,8 @@ class KMotionService:
                 excluded[kaktus_id] = "would break one of its Kwarantine groups"
             elif kaktus_id in siblings:
                 excluded[kaktus_id] = f"hosts another VM of its {instance['profile']}"
+            elif kaktus["zone_id"] in sibling_zones:
+                excluded[kaktus_id] = f"is in the zone of another VM of its {instance['profile']}"
             elif not all(set(kaktus["agent_ids"]) & set(pool["agent_ids"]) for pool in pools):
                 excluded[kaktus_id] = "is not served by its storage pool(s)"
         return excluded
@@ -298,17 +321,18 @@ class KMotionService:
             self.db.kmotion_plans.delete_many({"_id": plan["_id"]})
             raise Unprocessable(f"the target Kaktus {plan['target_kaktus_id']} of kMotion plan {plan_id} no longer "
                                 f"exists: plan again")
-        source_zone = self.db.instances.get(instance_id)["zone_id"]
-        zone_keys = [f"zone:{zone_id}" for zone_id in sorted({source_zone, target["zone_id"]})]
-        instance, move = self.owners.run_all(
-            zone_keys + self.kwarantines.owner_keys(subject.instance.get("kwarantine_ids") or []),
-            lambda: self._claim(subject, plan))
+        # Read in the instance's owner, where its groups change: the owners taken below are the current ones.
+        current = self.db.instances.get(instance_id)
+        group_ids = list(current.get("kwarantine_ids") or [])
+        zone_keys = [f"zone:{zone_id}" for zone_id in sorted({current["zone_id"], target["zone_id"]})]
+        instance, move = self.owners.run_all(zone_keys + self.kwarantines.owner_keys(group_ids),
+                                             lambda: self._claim(subject, plan, group_ids))
         source = self.db.kaktuses.get(move["source_kaktus_id"])
         rollback = Rollback()
         try:
             with rollback:
                 rollback.push("put the instance back on its source",
-                              lambda: self._back_on_source(instance_id, move, rollback.failed))
+                              lambda: self._back_on_source(instance_id, move, rollback.failed), always=True)
                 if move["live"]:
                     self._move_live(instance, source, target, move, rollback)
                 else:
@@ -321,11 +345,15 @@ class KMotionService:
                             f"{outcome}: {exc.reason}") from exc
         return self._finish(instance_id, move)
 
-    def _claim(self, subject: Subject, plan: models.KMotionPlan) -> tuple[models.Instance, Move]:
-        """In the owners of both zones (and the groups): check everything again, then take the target's room."""
+    def _claim(self, subject: Subject, plan: models.KMotionPlan,
+               group_ids: list[str]) -> tuple[models.Instance, Move]:
+        """In the owners of both zones (and of the groups *group_ids*): check everything again, then take the
+        target's room."""
         instance = self.db.instances.get(str(subject.instance["_id"]))
         current = Subject(instance, subject.kompute_id)
         self.db.kmotion_plans.delete(plan["_id"])  # single use, from here whatever happens
+        if sorted(set(instance.get("kwarantine_ids") or [])) != sorted(set(group_ids)):
+            raise Conflict(f"the Kwarantine groups of {current.label} changed meanwhile: plan again")
         if not instance.get("kmotion_enabled", True):
             raise Unprocessable(f"kMotion is disabled for {current.label} (kmotion_enabled is false)")
         self._check_ready(current)
@@ -379,18 +407,24 @@ class KMotionService:
         instance_id, name = str(instance["_id"]), instance["name"]
         was_running = self._is_running(source, name)
         xml = self._call(source, rpc.kaktus.GetInstance, {"Name": name, "Migratable": True})["XML"]
-        retargeted = self._retarget(xml, target)
+        retargeted = self._retarget(instance, xml, target)
         self._step(instance_id, move, "stopping", was_running=was_running, xml=xml)
+        # Each undo step is registered before the call it takes back (whose answer may be lost after it was
+        # carried out) and finds out where the domain is before acting.
         if was_running:
-            undo.push(f"start {name} again on {source['name']}",
-                      lambda: self._power(source, name, InstanceAction.START))
+            undo.push(f"start {name} again on {source['name']}", lambda: self._start(source, name, True))
             self._stop(source, name)
+        # Off for good before its definition goes (a no-op on a domain that is off): a domain undefined while it
+        # runs runs on, transient, while the target starts another copy on the same disks.
+        self._power(source, name, InstanceAction.HARD_SHUTDOWN)
+        if self._is_running(source, name):
+            raise AgentCallFailed(f"instance {name} still runs on {source['name']} after its power-off")
         self._step(instance_id, move, "undefining")
-        self._call(source, rpc.kaktus.DeleteInstance, {"Name": name})
         undo.push(f"define {name} again on {source['name']}", lambda: self._define(source, name, xml))
+        self._call(source, rpc.kaktus.DeleteInstance, {"Name": name})
         self._step(instance_id, move, "defining")
-        self._call(target, rpc.kaktus.CreateInstance, {"Name": name, "XML": retargeted})
         undo.push(f"undefine {name} on {target['name']}", lambda: self._undefine(target, name))
+        self._call(target, rpc.kaktus.CreateInstance, {"Name": name, "XML": retargeted})
         self._step(instance_id, move, "starting")
         self._start(target, name, was_running)
 
@@ -402,7 +436,7 @@ class KMotionService:
             self._move_cold(instance, source, target, move, undo)
             return
         xml = self._call(source, rpc.kaktus.GetInstance, {"Name": name, "Migratable": True})["XML"]
-        retargeted = self._retarget(xml, target)
+        retargeted = self._retarget(instance, xml, target)
         self._step(instance_id, move, "migrating", was_running=True, xml=xml)
         uri = self._call(target, rpc.kaktus.PrepareMigration, {"Name": name, "XML": retargeted})["URI"]
         # A migration that failed leaves the domain on the source, but one whose answer was lost may not have:
@@ -411,41 +445,42 @@ class KMotionService:
         self._call(source, rpc.kaktus.MigrateInstance,
                    {"Name": name, "XML": retargeted, "DestinationURI": uri, "Live": True})
         self._step(instance_id, move, "starting")
-        try:
+        try:  # sets autostart, then fails "already running" (the released agent starts it too): expected
             self._power(target, name, InstanceAction.AUTO_START)
-        except AgentCallFailed as exc:  # it runs on the target: only its start at the node's boot is missing
-            log.warning("instance %s moved live to %s, but its autostart was not set: %s", name, target["name"],
-                        exc.reason)
+        except AgentCallFailed as exc:  # it runs on the target: only its start at the node's boot may be missing
+            log.info("instance %s moved live to %s; its autostart: %s", name, target["name"], exc.reason)
 
     def _start(self, kaktus: models.Kaktus, name: str, was_running: bool) -> None:
-        self._power(kaktus, name, InstanceAction.AUTO_START)
-        if was_running:
-            self._power(kaktus, name, InstanceAction.START)
+        """Start the guest on *kaktus* if it was running and is not: ``AUTO_START`` (autostart set, then started,
+        as every creation), never ``START`` (both fail on a running guest); a stopped guest stays stopped."""
+        if was_running and not self._is_running(kaktus, name):
+            self._power(kaktus, name, InstanceAction.AUTO_START)
 
     def _define(self, kaktus: models.Kaktus, name: str, xml: str) -> None:
-        self._call(kaktus, rpc.kaktus.CreateInstance, {"Name": name, "XML": xml})
-        self._power(kaktus, name, InstanceAction.AUTO_START)
+        """Define the domain on *kaktus* unless it is (defining does not start it)."""
+        if not self._defined_on(kaktus, name):
+            self._call(kaktus, rpc.kaktus.CreateInstance, {"Name": name, "XML": xml})
 
     def _undefine(self, kaktus: models.Kaktus, name: str) -> None:
-        try:
+        """Power the domain off (a no-op when it is off) and undefine it, if *kaktus* has it."""
+        if self._defined_on(kaktus, name):
             self._power(kaktus, name, InstanceAction.HARD_SHUTDOWN)
-        except AgentCallFailed:
-            pass  # already off
-        self._call(kaktus, rpc.kaktus.DeleteInstance, {"Name": name})
+            self._call(kaktus, rpc.kaktus.DeleteInstance, {"Name": name})
 
-    def _retarget(self, xml: str, target: models.Kaktus) -> str:
-        """The domain as the target defines it: the same guest (machine type, disks, NICs: libvirt keeps the guest's
-        ABI when it migrates a domain, and so does a cold move), run by the target's emulator."""
-        node = self._call(target, rpc.kaktus.NodeCapabilities, None)
-        domain = ET.fromstring(xml)
-        os_type = domain.find("os/type")
-        if os_type is not None and os_type.get("arch") not in (None, node["Arch"]):
-            raise Unprocessable(f"Kaktus {target['name']} is a {node['Arch']} node; the domain runs "
-                                f"{os_type.get('arch')}")
-        emulator = domain.find("devices/emulator")
-        if emulator is not None and node["GuestEmulator"]:
-            emulator.text = node["GuestEmulator"]
-        return ET.tostring(domain, encoding="unicode")
+    def _retarget(self, instance: models.Instance, xml: str, target: models.Kaktus) -> str:
+        """The domain as the target defines it, rebuilt from what Kahuna stores of the instance (disks, seed, NICs,
+        firmware: :meth:`InstanceService.domain_xml`, with the target's emulator), not from the source agent's
+        XML; only the guest's machine type is taken from it (libvirt keeps the guest's ABI when it migrates a
+        domain, and so does a cold move)."""
+        rebuilt = ET.fromstring(self.instances.domain_xml(instance, target))
+        os_type, running = rebuilt.find("os/type"), ET.fromstring(xml).find("os/type")
+        if os_type is not None and running is not None:
+            if running.get("arch") not in (None, os_type.get("arch")):
+                raise Unprocessable(f"Kaktus {target['name']} is a {os_type.get('arch')} node; the domain runs "
+                                    f"{running.get('arch')}")
+            if running.get("machine"):
+                os_type.set("machine", running.get("machine", ""))
+        return ET.tostring(rebuilt, encoding="unicode")
 
     def _back_on_source(self, instance_id: str, move: Move, failed: typing.Sequence[str] = ()) -> None:
         """The instance's record back on the source, unless the agents' rollback failed (*failed*): then the move
@@ -465,10 +500,14 @@ class KMotionService:
     # -- crash recovery -------------------------------------------------------------------
 
     def _defined_on(self, kaktus: models.Kaktus, name: str) -> bool:
+        """Whether *kaktus* has the domain; any error but libvirt's "Domain not found" (libvirt away, no agent)
+        is raised: the caller cannot tell, and must not act as if the domain were nowhere."""
         try:
             self._call(kaktus, rpc.kaktus.GetInstanceState, {"Name": name})
-        except AgentCallFailed:
-            return False  # the agent answered: no such domain
+        except AgentCallFailed as exc:
+            if any(sign in exc.reason for sign in DOMAIN_NOT_FOUND):
+                return False
+            raise
         return True
 
     def _recover_on_source(self, instance_id: str, move: Move) -> None:
@@ -477,25 +516,29 @@ class KMotionService:
         name = instance["name"]
         source = self.db.kaktuses.get(move["source_kaktus_id"])
         target = self.db.kaktuses.get(move["target_kaktus_id"])
-        if self._defined_on(target, name):
-            if not move["xml"]:
-                move["xml"] = self._call(target, rpc.kaktus.GetInstance, {"Name": name, "Migratable": True})["XML"]
-            self._undefine(target, name)
-        if not self._defined_on(source, name):
-            self._define(source, name, move["xml"])
-        if move["was_running"]:
-            self._power(source, name, InstanceAction.START)
+        self._undefine(target, name)
+        # The definition read from the source before it forgot it; else (the move never got that far, and the
+        # source has it) what Kahuna stores.
+        self._define(source, name, move["xml"] or self.instances.domain_xml(instance, source))
+        self._start(source, name, move["was_running"])
 
     def resolve(self, instance: models.Instance) -> str:
         """Finish or roll back the move a dead process left *instance* in, from where its domain is defined
-        (AgentError while the agents of both nodes cannot tell); ``"finished"`` or ``"rolled back"``."""
+        (AgentError while the agents of both nodes cannot tell); ``"finished"`` or ``"rolled back"``, or
+        ``"already resolved"`` when, read again in the instance's owner, the move is over."""
         move = move_of(instance)
         if move is None:
             raise ValueError(f"instance {instance['name']} is not being moved")
-        instance_id, name = str(instance["_id"]), instance["name"]
-        return self.owners.run(f"instance:{instance_id}", lambda: self._resolve(instance_id, name, move))
+        instance_id = str(instance["_id"])
+        return self.owners.run(f"instance:{instance_id}", lambda: self._resolve(instance_id))
 
-    def _resolve(self, instance_id: str, name: str, move: Move) -> str:
+    def _resolve(self, instance_id: str) -> str:
+        # Read again in the owner: the move may have been resolved (or finished) meanwhile.
+        instance = self.db.instances.find_one({"_id": ObjectId(instance_id)})
+        move = move_of(instance) if instance is not None else None
+        if instance is None or move is None:
+            return "already resolved"
+        name = instance["name"]
         source = self.db.kaktuses.get(move["source_kaktus_id"])
         target = self.db.kaktuses.get(move["target_kaktus_id"])
         on_target, on_source = self._defined_on(target, name), self._defined_on(source, name)
@@ -505,9 +548,6 @@ class KMotionService:
             self._finish(instance_id, move)
             log.warning("kMotion of %s cut short by a crash: finished on %s", name, target["name"])
             return "finished"
-        if not on_source and not move["xml"]:
-            raise Unprocessable(f"instance {name} is defined on neither {source['name']} nor {target['name']}, "
-                                f"and its definition was not written down")
         self._recover_on_source(instance_id, move)
         self._back_on_source(instance_id, move)
         log.warning("kMotion of %s cut short by a crash: rolled back to %s", name, source["name"])

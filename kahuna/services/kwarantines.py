@@ -27,7 +27,15 @@ DEFAULT_POLICY: Policy = "host"
 #: What a policy keeps apart: the field of an instance that no two members may share.
 SPREAD_FIELD: dict[Policy, typing.Literal["kaktus_id", "zone_id"]] = {"host": "kaktus_id", "zone": "zone_id"}
 #: What the checks read of a member.
-_PLACEMENT = {"_id": 1, "name": 1, "kaktus_id": 1, "zone_id": 1, "kompute": 1, "kwarantine_ids": 1}
+_PLACEMENT = {"_id": 1, "name": 1, "kaktus_id": 1, "zone_id": 1, "kompute": 1, "kwarantine_ids": 1, "kmotion": 1}
+
+
+def positions(instance: typing.Mapping[str, typing.Any], spread: typing.Literal["kaktus_id", "zone_id"]) -> set[str]:
+    """Where *instance* holds a place (its node, or zone): where it is and, while kMotion moves it, its source
+    too (a move that fails puts it back there; until it is over, both are its)."""
+    move = instance.get("kmotion") or {}
+    source = move.get("source_kaktus_id" if spread == "kaktus_id" else "source_zone_id", "")
+    return {place for place in (instance.get(spread, ""), source) if place}
 
 
 @dataclass(frozen=True)
@@ -89,9 +97,9 @@ class KwarantineService:
             for group_id in member.get("kwarantine_ids", []):
                 policy = groups.get(group_id)
                 if policy == "host":
-                    kaktus_ids.add(member["kaktus_id"])
+                    kaktus_ids.update(positions(member, "kaktus_id"))
                 elif policy == "zone":
-                    zone_ids.add(member["zone_id"])
+                    zone_ids.update(positions(member, "zone_id"))
         if zone_ids:
             kaktus_ids.update(self.db.kaktuses.ids({"zone_id": {"$in": sorted(zone_ids)}}))
         return frozenset(kaktus_id for kaktus_id in kaktus_ids if kaktus_id)
@@ -165,12 +173,12 @@ class KwarantineService:
         spread = SPREAD_FIELD[policy]
         seen: dict[str, models.Instance] = {}
         for member in self._members([str(group["_id"])]):
-            where = member[spread]
-            if where in seen:
-                raise Unprocessable(
-                    f"Kwarantine {group['name']} cannot take the {policy} policy: {self._label(seen[where])} and "
-                    f"{self._label(member)} are both {self._place(policy, where)}")
-            seen[where] = member
+            for where in sorted(positions(member, spread)):
+                if where in seen:
+                    raise Unprocessable(
+                        f"Kwarantine {group['name']} cannot take the {policy} policy: {self._label(seen[where])} "
+                        f"and {self._label(member)} are {self._place(policy, where)}")
+                seen[where] = member
 
     # -- membership ----------------------------------------------------------------------
 
@@ -211,6 +219,9 @@ class KwarantineService:
             self.db.instances.update(member["_id"], extra={operator: {"kwarantine_ids": kwarantine_id}})
             return group
 
+        # Checked first with no owner taken too (again inside): an id of another project, or no id at all, must
+        # not hold (or wait for) the owner of someone else's instance.
+        self._member_of_project(instance_id, self.get(kwarantine_id)["project_id"], kompute_id)
         keys = [f"kwarantine:{kwarantine_id}"]
         if instance_id:
             keys.append(f"instance:{instance_id}")
@@ -231,10 +242,11 @@ class KwarantineService:
         policy: Policy = group["policy"]
         spread = SPREAD_FIELD[policy]
         for other in self._members([str(group["_id"])]):
-            if other[spread] == member[spread]:
+            shared = positions(other, spread) & positions(member, spread)
+            if shared:
                 raise Unprocessable(
                     f"{self._label(member)} cannot join Kwarantine {group['name']} ({policy} policy): group member "
-                    f"{self._label(other)} is {self._place(policy, other[spread])} too")
+                    f"{self._label(other)} is {self._place(policy, min(shared))}")
 
     # -- reasons -------------------------------------------------------------------------
 
@@ -243,9 +255,9 @@ class KwarantineService:
         return f"{'Kompute' if instance.get('kompute') else 'instance'} {instance['name']}"
 
     def _place(self, policy: Policy, where: str) -> str:
-        """"on Kaktus k-a" or "in zone a" (the id when the node or zone is gone)."""
+        """"on the same Kaktus node" (project members may not read Kaktus nodes: never named) or "in the same zone
+        (a)" (zones are readable by every user; the id when the zone is gone)."""
         if policy == "host":
-            kaktus = self.db.kaktuses.find_one({"_id": ObjectId(where)}) if ObjectId.is_valid(where) else None
-            return f"on Kaktus {kaktus['name'] if kaktus else where}"
+            return "on the same Kaktus node"
         zone = self.db.zones.find_one({"_id": ObjectId(where)}) if ObjectId.is_valid(where) else None
-        return f"in zone {zone['name'] if zone else where}"
+        return f"in the same zone ({zone['name'] if zone else where})"

@@ -67,7 +67,10 @@ class KaktusService:
     def delete(self, kaktus_id: str) -> None:
         zone_id = self.get(kaktus_id)["zone_id"]
         self.owners.run(f"zone:{zone_id}", delete_if_childless, self.owners, self.db, "kaktus", self.db.kaktuses,
-                        kaktus_id, "Kaktus", (("instance", "kaktus_id", "instances"),))
+                        kaktus_id, "Kaktus", (("instance", "kaktus_id", "instances"),
+                                              # A kMotion from or to it, under way or stranded, may end there.
+                                              ("instance", "kmotion.source_kaktus_id", "instances moving off it"),
+                                              ("instance", "kmotion.target_kaktus_id", "instances moving onto it")))
 
     def set_maintenance(self, kaktus_id: str, maintenance: bool) -> models.Kaktus:
         """Put a Kaktus in maintenance (it keeps its instances and receives no new one: instance, Kompute, Kawaii

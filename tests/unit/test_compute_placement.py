@@ -89,6 +89,18 @@ def test_the_nodes_of_a_zone(db, agents, t):
     assert (k1.zone_id, k1.maintenance, k2.maintenance) == (str(t.zone["_id"]), False, False)
 
 
+def test_an_instance_being_moved_holds_its_room_on_both_nodes(db, t):
+    """kMotion writes the instance on its target at the claim; a failed move puts it back on its source, whose
+    room stays held until the move is over."""
+    moving = make.instance(db, t.shop, t.k2, "db-1", vcpus=4, memory=6 * GIB)
+    db.instances.update(moving["_id"], {"state": "updating", "kmotion": {
+        "source_kaktus_id": str(t.k1["_id"]), "source_zone_id": str(t.zone["_id"]),
+        "target_kaktus_id": str(t.k2["_id"])}})
+    k1, k2 = t.instances.nodes(str(t.zone["_id"]))
+    assert (k1.vcpus, k1.memory, k1.instance_names) == (4, 6 * GIB, ["db-1"])
+    assert (k2.vcpus, k2.memory, k2.instance_names) == (4, 6 * GIB, ["db-1"])
+
+
 def test_the_nodes_of_a_region(db, t):
     zone_b, k3, _ = in_region(db, t)
     make.kaktus(db, make.zone(db, make.region(db, "eu-east"), "c"), "k9")

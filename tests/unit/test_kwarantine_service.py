@@ -108,7 +108,7 @@ def test_a_policy_the_members_already_break_is_refused(db, t):
     group_id = group(t, "db")
     for name, node in (("db-1", "a1"), ("db-2", "a2")):  # two nodes, one zone
         t.service.add_instance(group_id, vm(db, t, name, node))
-    with pytest.raises(Unprocessable, match="instance db-1 and instance db-2 are both in zone a"):
+    with pytest.raises(Unprocessable, match=r"instance db-1 and instance db-2 are in the same zone \(a\)"):
         t.service.update(group_id, {"policy": "zone", "name": "renamed"})
     assert (t.service.get(group_id)["policy"], t.service.get(group_id)["name"]) == ("host", "db")
     t.service.remove_instance(group_id, str(db.instances.find_one({"name": "db-2"})["_id"]))
@@ -177,7 +177,7 @@ def test_a_member_whose_placement_breaks_the_host_policy_is_refused_with_the_mem
     t.service.add_instance(group_id, vm(db, t, "db-2", "a2"))  # same zone, other node: fine for host
     kompute_id, its_instance = kompute(db, t, "db-3", "a1")
     with pytest.raises(Unprocessable, match=r"Kompute db-3 cannot join Kwarantine db \(host policy\): "
-                                            r"group member instance db-1 is on Kaktus a1 too"):
+                                            r"group member instance db-1 is on the same Kaktus node$"):
         t.service.add_kompute(group_id, kompute_id)
     assert "kwarantine_ids" not in db.instances.get(its_instance)
 
@@ -186,7 +186,7 @@ def test_a_member_whose_placement_breaks_the_zone_policy_is_refused_with_the_zon
     group_id = group(t, "db", policy="zone")
     first_id, _ = kompute(db, t, "db-1", "a1")
     t.service.add_kompute(group_id, first_id)
-    with pytest.raises(Unprocessable, match="instance db-2 cannot join .* Kompute db-1 is in zone a too"):
+    with pytest.raises(Unprocessable, match=r"instance db-2 cannot join .* Kompute db-1 is in the same zone \(a\)"):
         t.service.add_instance(group_id, vm(db, t, "db-2", "a2"))
     t.service.add_instance(group_id, vm(db, t, "db-3", "b1"))
     assert len(shown(t, group_id)[0]) == 1
@@ -251,3 +251,48 @@ def test_exclusions_refuse_groups_that_are_not_the_projects(t):
     for group_id in (theirs, "0" * 24, "not-an-id"):
         with pytest.raises(NotFound, match=f"Kwarantine {group_id} does not exist"):
             t.service.exclusions([group_id], t.shop)
+
+
+def moving(db, instance_id, t, source, target):
+    """*instance_id* being moved by kMotion from Kaktus *source* to *target*, as the claim writes it."""
+    zone_of = {name: db.kaktuses.get(node)["zone_id"] for name, node in t.nodes.items()}
+    db.instances.update(instance_id, {"kaktus_id": t.nodes[target], "zone_id": zone_of[target], "state": "updating",
+                                      "kmotion": {"source_kaktus_id": t.nodes[source],
+                                                  "source_zone_id": zone_of[source],
+                                                  "target_kaktus_id": t.nodes[target]}})
+
+
+def test_a_member_being_moved_holds_its_source_and_its_target(db, t):
+    """A failed kMotion puts the member back on its source: until the move is over, both places are its."""
+    hosts, zones = group(t, "hosts"), group(t, "zones", policy="zone")
+    first = vm(db, t, "db-1", "a1")
+    t.service.add_instance(hosts, first)
+    t.service.add_instance(zones, first)
+    moving(db, first, t, "a1", "b1")
+    assert t.service.exclusions([hosts], t.shop) == {t.nodes["a1"], t.nodes["b1"]}
+    assert t.service.exclusions([zones], t.shop) == set(t.nodes.values())
+    assert t.service.exclusions([hosts], t.shop, member_id=first) == frozenset()
+    # Joining next to where it comes from, or where it goes, is refused.
+    for name, node in (("db-2", "a1"), ("db-3", "b1")):
+        with pytest.raises(Unprocessable, match=f"instance {name} cannot join .* instance db-1 is on the same Kaktus"):
+            t.service.add_instance(hosts, vm(db, t, name, node))
+    t.service.add_instance(hosts, vm(db, t, "db-4", "a2"))
+    # A policy it would break from its source is refused too.
+    other = group(t, "other")
+    t.service.add_instance(other, first)
+    t.service.add_instance(other, vm(db, t, "db-5", "a2"))
+    with pytest.raises(Unprocessable, match=r"instance db-1 and instance db-5 are in the same zone \(a\)"):
+        t.service.update(other, {"policy": "zone"})
+
+
+def test_another_projects_member_is_refused_before_any_owner_is_taken(db, t, owners):
+    """Its instance's (or Kompute's) owner is neither held nor waited for by a request that names it wrongly."""
+    group_id = group(t, "db")
+    theirs = vm(db, t, "theirs", "b1", project=t.other)
+    their_kompute, _ = kompute(db, t, "their-kompute", "b1", project=t.other)
+    owners.keys.clear()
+    for call, member_id in ((t.service.add_instance, theirs), (t.service.remove_instance, theirs),
+                            (t.service.add_kompute, their_kompute), (t.service.remove_kompute, their_kompute)):
+        with pytest.raises(NotFound, match=f"{member_id} does not exist"):
+            call(group_id, member_id)
+    assert owners.keys == []
