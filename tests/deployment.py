@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import typing
 import urllib.parse
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from tests.mailserver import MailServer, fact_in, link_in
 from tests.simulator import SimulatedAgent
 
 MASTER_KEY = "m" * 8 + secrets.token_hex(16)
+#: For :meth:`Deployment.api_request`: send no body at all (``None`` sends JSON null).
+NO_BODY = object()
 ADMIN_EMAIL = "ops@example.com"
 
 
@@ -88,6 +91,18 @@ class Deployment:
 
     def anonymous(self) -> kowabunga.ApiClient:
         return self.client()
+
+    def api_request(self, method: str, path: str, body: typing.Any = NO_BODY, *, token: str | None = None,
+                    api_key: str | None = MASTER_KEY,
+                    headers: dict[str, str] | None = None) -> tuple[int, typing.Any]:
+        """A raw JSON request to ``/api/v1<path>``, as a client without an SDK in this process sends it (API 0.58's
+        routes and bodies): (status, decoded body or None). As superAdmin by default, as a user with *token*;
+        *headers* replaces the credentials. Never retried: a test sees each request once."""
+        if headers is None:
+            headers = {"Authorization": f"Bearer {token}"} if token else {"X-API-Key": api_key} if api_key else {}
+        response = self.http.request(method, f"{self.base_url}/api/v1{path}", headers=headers, retries=False,
+                                     **({} if body is NO_BODY else {"json": body}))
+        return response.status, json.loads(response.data) if response.data else None
 
     # -- accounts ------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ with the released agents' methods and done with the simulator's proposed live me
 from __future__ import annotations
 
 import datetime
-import json
 import xml.etree.ElementTree as ET
 
 import gevent
@@ -17,7 +16,7 @@ from bson import ObjectId
 
 from kahuna import rpc
 from kahuna.services.recovery import Recovery
-from tests.deployment import MASTER_KEY
+from tests.deployment import NO_BODY
 
 GIB = 1024**3
 #: The Kaktus methods a move uses (other traffic, e.g. pool statistics, is not the move's).
@@ -29,10 +28,7 @@ SOFT, HARD, AUTO, START = (rpc.InstanceAction.SOFT_SHUTDOWN, rpc.InstanceAction.
 
 def api(platform, method, path, body=None):
     """(status, decoded JSON body or None) of a raw request as superAdmin."""
-    response = platform.deployment.http.request(
-        method, f"{platform.deployment.base_url}/api/v1{path}", body=None if body is None else json.dumps(body),
-        headers={"X-API-Key": MASTER_KEY, "Content-Type": "application/json"})
-    return response.status, (json.loads(response.data) if response.data else None)
+    return platform.deployment.api_request(method, path, NO_BODY if body is None else body)
 
 
 def ok(platform, method, path, body=None, status=200):

@@ -14,7 +14,7 @@ import gevent
 import kowabunga as k
 import pytest
 
-from tests.deployment import MASTER_KEY, Account
+from tests.deployment import MASTER_KEY, NO_BODY, Account
 from tests.test_races import RACE_TIMEOUT, Barrier, worker_client
 
 GIB = 1024**3
@@ -29,14 +29,8 @@ class Reply:
 def call(deployment, method: str, path: str, body: typing.Any = None, *, token: str | None = None,
          api_key: str | None = MASTER_KEY) -> Reply:
     """One request to /api/v1 with a raw JSON body, as the master key (superAdmin) or a user's JWT."""
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif api_key:
-        headers["X-API-Key"] = api_key
-    response = deployment.http.request(method, f"{deployment.base_url}/api/v1{path}", headers=headers,
-                                       body=None if body is None else json.dumps(body), retries=False)
-    return Reply(response.status, json.loads(response.data) if response.data else None)
+    return Reply(*deployment.api_request(method, path, NO_BODY if body is None else body, token=token,
+                                         api_key=api_key))
 
 
 def ok(reply: Reply, status: int = 200) -> typing.Any:

@@ -5,24 +5,17 @@ raw JSON the 0.58 routes."""
 
 from __future__ import annotations
 
-import json
-
 import kowabunga as k
 import pytest
 
 from tests import topology
-from tests.deployment import MASTER_KEY, expect_error
+from tests.deployment import NO_BODY, expect_error
 from tests.test_compute import GIB, kompute
-
-ADMIN = {"X-API-Key": MASTER_KEY}
 
 
 def api(platform, method, path, body=None, headers=None):
-    """A raw JSON request to the API: (status, decoded body or None)."""
-    response = platform.deployment.http.request(
-        method, f"{platform.deployment.base_url}/api/v1{path}", headers=ADMIN if headers is None else headers,
-        **({} if body is None else {"json": body}))
-    return response.status, json.loads(response.data) if response.data else None
+    """A raw JSON request to the API, as superAdmin unless *headers* say otherwise: (status, decoded body or None)."""
+    return platform.deployment.api_request(method, path, NO_BODY if body is None else body, headers=headers)
 
 
 def maintenance(platform, node, action="enable", headers=None):

@@ -23,11 +23,9 @@ import kowabunga as k
 import pytest
 
 from actors._serializer import held_keys
-from tests.deployment import expect_error
+from tests.deployment import NO_BODY, expect_error
 from tests.test_compute import GIB
 from tests.test_kawaii_konvey_kylo import kawaii as make_kawaii
-
-MISSING = object()
 
 
 class Raw:
@@ -35,13 +33,9 @@ class Raw:
 
     def __init__(self, platform):
         self.deployment = platform.deployment
-        self.key = platform.api.configuration.api_key["ApiKeyAuth"]
 
-    def request(self, method: str, path: str, body: typing.Any = MISSING) -> tuple[int, typing.Any]:
-        kwargs = {} if body is MISSING else {"json": body}
-        response = self.deployment.http.request(method, f"{self.deployment.base_url}/api/v1{path}",
-                                                headers={"X-API-Key": self.key}, **kwargs)
-        return response.status, (response.json() if response.data else None)
+    def request(self, method: str, path: str, body: typing.Any = NO_BODY) -> tuple[int, typing.Any]:
+        return self.deployment.api_request(method, path, body)
 
     def get(self, path: str) -> dict:
         status, body = self.request("GET", path)

@@ -10,11 +10,9 @@ import kowabunga as k
 import pytest
 import yaml
 
-from tests.deployment import MASTER_KEY, expect_error
+from tests.deployment import expect_error
 from tests.test_compute import GIB, kompute, seed_of
 from tests.test_maintenance import api, hosts, maintenance
-
-ADMIN = {"X-API-Key": MASTER_KEY}
 
 
 @pytest.fixture
