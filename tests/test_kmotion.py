@@ -263,6 +263,28 @@ def test_plans_are_single_use_expire_and_belong_to_their_instance(platform, proj
     assert "no Kaktus of the zone" in plan(platform, web1, 507, destination="zone", live=False)["reason"]
 
 
+def test_one_plan_committed_by_many_clients_at_once_moves_the_instance_once(platform, project):
+    made = kompute(platform, project, "web-1")
+    proposed = plan(platform, made, destination="region", live=False)
+    source, target = platform.agents["kaktus-a"], platform.agents["kaktus-b"]
+    start = gevent.event.Event()
+
+    def commit_when_started():
+        start.wait()
+        return api(platform, "PATCH", f"/kompute/{made['id']}/kmotion/commit", {"plan": proposed["id"]})
+
+    clients = [gevent.spawn(commit_when_started) for _ in range(6)]
+    gevent.sleep(0)  # every client waits at the barrier
+    start.set()
+    statuses = sorted(client.get()[0] for client in clients)
+    # One commit used the plan up; the others find it gone.
+    assert statuses == [200] + [404] * 5
+    assert len(target.calls_of("CreateInstance")) == 1
+    assert source.calls_of("DeleteInstance") == [{"Name": "web-1"}]
+    assert "web-1" not in source.instances and target.instances["web-1"]["State"] == "Running"
+    assert instance_of(platform, made)["kaktus_id"] == platform.kaktuses["b"].id
+
+
 def test_an_instance_with_kmotion_disabled_or_busy_is_not_planned(platform, project):
     pinned = kompute(platform, project, "pinned-1", kmotion_enabled=False)
     body = plan(platform, pinned, 422, destination="region", live=False)
